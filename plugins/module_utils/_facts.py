@@ -1,0 +1,553 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module util is PRIVATE to the parker.kernel collection.
+# It can have breaking changes at any time.
+
+"""Read-only host facts: everything a partition planner and the modules need.
+
+Every function takes a HostIO and only reads. Modules gather the subsets they
+need, plan against them, and gather again to verify.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import gzip
+import re
+import socket
+import struct
+
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, format_cpulist, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline
+
+CPU_ROOT = '/sys/devices/system/cpu'
+MEM_ROOT = '/sys/devices/system/memory'
+NODE_ROOT = '/sys/devices/system/node'
+PCI_ROOT = '/sys/bus/pci/devices'
+STATE_DIR = '/run/parker-kernel'
+TOPOLOGY_CACHE = STATE_DIR + '/cpu-topology.json'
+PARKER_ROOT = '/sys/fs/parker'
+
+KERNEL_OPTIONS = ('HOTPLUG_CPU', 'MEMORY_HOTPLUG', 'MEMORY_HOTREMOVE', 'KEXEC', 'KEXEC_FILE',
+                  'CMA', 'PARKER', 'MULTIKERNEL')
+SUBSETS = ('cpus', 'numa', 'memory', 'reservations', 'pci', 'kexec', 'kernel', 'parker')
+_BDF = re.compile(r'^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$')
+
+
+def _cpulist(io, rel):
+    text = io.read(rel)
+    if text is None:
+        return set()
+    try:
+        return parse_cpulist(text)
+    except CpulistError:
+        return set()
+
+
+# -- CPUs -----------------------------------------------------------------
+
+def _cpuinfo_apic_ids(io):
+    """Map logical CPU -> APIC id. /proc/cpuinfo lists online CPUs only."""
+    apic, current = {}, None
+    text = io.read('/proc/cpuinfo', '') or ''
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        key = key.strip()
+        if key == 'processor':
+            current = int(value)
+        elif key == 'apicid' and current is not None:
+            apic[current] = int(value)
+    return apic
+
+
+def cpu_state(io):
+    """The cheap part of CPU facts: the four sysfs cpulists."""
+    possible = _cpulist(io, CPU_ROOT + '/possible')
+    return {
+        'possible': possible,
+        'present': _cpulist(io, CPU_ROOT + '/present'),
+        'online': _cpulist(io, CPU_ROOT + '/online'),
+        'last_cpu': max(possible) if possible else None,
+    }
+
+
+def cpu_facts(io):
+    state = cpu_state(io)
+    apic = _cpuinfo_apic_ids(io)
+    node_of = {}
+    for node in _node_ids(io):
+        for cpu in _cpulist(io, '%s/node%d/cpulist' % (NODE_ROOT, node)):
+            node_of[cpu] = node
+    # Offline CPUs lose their topology directory; reuse what we saw while they were online.
+    cache = io.load_json(TOPOLOGY_CACHE, {})
+    cpus = []
+    for cpu in sorted(state['present']):
+        base = '%s/cpu%d' % (CPU_ROOT, cpu)
+        online_file = io.read(base + '/online')
+        hotpluggable = online_file is not None
+        online = cpu in state['online']
+        topo = None
+        if io.isdir(base + '/topology'):
+            topo = {
+                'package': io.read_int(base + '/topology/physical_package_id'),
+                'die': io.read_int(base + '/topology/die_id'),
+                'core': io.read_int(base + '/topology/core_id'),
+                'thread_siblings': io.read(base + '/topology/thread_siblings_list'),
+                'core_cpus': io.read(base + '/topology/core_cpus_list'),
+                'apic_id': apic.get(cpu),
+                'source': 'sysfs',
+            }
+        elif str(cpu) in cache:
+            topo = dict(cache[str(cpu)], source='cached')
+        entry = {
+            'id': cpu,
+            'online': online,
+            'hotpluggable': hotpluggable,
+            'node': node_of.get(cpu),
+        }
+        for key in ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'):
+            entry[key] = topo.get(key) if topo else None
+        entry['topology_source'] = topo['source'] if topo else None
+        cpus.append(entry)
+    boot = [c['id'] for c in cpus if not c['hotpluggable']]
+    return {
+        'possible': format_cpulist(state['possible']),
+        'present': format_cpulist(state['present']),
+        'online': format_cpulist(state['online']),
+        'offline': format_cpulist(state['possible'] - state['online']),
+        'boot_cpus': format_cpulist(boot),
+        'smt_control': io.read(CPU_ROOT + '/smt/control'),
+        'isolated': io.read(CPU_ROOT + '/isolated'),
+        'nohz_full': io.read(CPU_ROOT + '/nohz_full'),
+        'list': cpus,
+    }
+
+
+def smt_groups(cpu_list):
+    """Groups of SMT siblings keyed by (package, die, core), from CPU facts entries."""
+    groups = {}
+    for cpu in cpu_list:
+        if cpu['core'] is None:
+            groups[('cpu', cpu['id'])] = {cpu['id']}
+            continue
+        groups.setdefault((cpu['package'], cpu['die'], cpu['core']), set()).add(cpu['id'])
+    return groups
+
+
+# -- NUMA -----------------------------------------------------------------
+
+def _node_ids(io):
+    return sorted(int(n[4:]) for n in io.listdir(NODE_ROOT) if n.startswith('node') and n[4:].isdigit())
+
+
+def _node_meminfo(io, node):
+    info = {}
+    for line in (io.read('%s/node%d/meminfo' % (NODE_ROOT, node), '') or '').splitlines():
+        # "Node 0 MemTotal:       512000 kB"
+        parts = line.split()
+        if len(parts) >= 4:
+            info[parts[2].rstrip(':')] = int(parts[3]) * 1024
+    return info
+
+
+def numa_facts(io):
+    nodes = []
+    for node in _node_ids(io):
+        info = _node_meminfo(io, node)
+        distance = io.read('%s/node%d/distance' % (NODE_ROOT, node), '') or ''
+        nodes.append({
+            'id': node,
+            'cpus': format_cpulist(_cpulist(io, '%s/node%d/cpulist' % (NODE_ROOT, node))),
+            'mem_total': info.get('MemTotal'),
+            'mem_free': info.get('MemFree'),
+            'distances': [int(d) for d in distance.split()],
+        })
+    return {'nodes': nodes, 'online': io.read(NODE_ROOT + '/online')}
+
+
+# -- Memory blocks ----------------------------------------------------------
+
+def memory_facts(io):
+    size_hex = io.read(MEM_ROOT + '/block_size_bytes')
+    block_size = int(size_hex, 16) if size_hex else None
+    # One listdir per node is far cheaper than probing a link in every block.
+    node_of = {}
+    for node in _node_ids(io):
+        for name in io.listdir('%s/node%d' % (NODE_ROOT, node)):
+            if name.startswith('memory') and name[6:].isdigit():
+                node_of[int(name[6:])] = node
+    blocks = []
+    for name in io.listdir(MEM_ROOT):
+        if not (name.startswith('memory') and name[6:].isdigit()):
+            continue
+        block = int(name[6:])
+        base = MEM_ROOT + '/' + name
+        start = block * block_size if block_size else None
+        blocks.append({
+            'id': block,
+            'start': start,
+            'end': start + block_size - 1 if block_size else None,
+            'state': io.read(base + '/state'),
+            'valid_zones': (io.read(base + '/valid_zones') or '').split(),
+            'removable': io.read_int(base + '/removable'),
+            'node': node_of.get(block),
+        })
+    blocks.sort(key=lambda b: b['id'])
+    return {
+        'block_size': block_size,
+        'auto_online_blocks': io.read(MEM_ROOT + '/auto_online_blocks'),
+        'blocks': blocks,
+    }
+
+
+# -- Reservations ---------------------------------------------------------
+
+def parse_iomem(text):
+    """Parse /proc/iomem into (depth, start, end, name) entries (root sees real addresses)."""
+    entries = []
+    for line in text.splitlines():
+        if ':' not in line:
+            continue
+        span, _, name = line.partition(' : ')
+        depth = (len(span) - len(span.lstrip(' '))) // 2
+        start, _, end = span.strip().partition('-')
+        try:
+            entries.append((depth, int(start, 16), int(end, 16), name.strip()))
+        except ValueError:
+            continue
+    return entries
+
+
+def meminfo(io):
+    info = {}
+    for line in (io.read('/proc/meminfo', '') or '').splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            value = int(parts[1])
+            info[parts[0].rstrip(':')] = value * 1024 if len(parts) > 2 else value
+    return info
+
+
+def reservation_facts(io):
+    entries = parse_iomem(io.read('/proc/iomem', '') or '')
+    wanted = ('Reserved', 'reserved', 'Crash kernel', 'Persistent Memory', 'Persistent Memory (legacy)',
+              'Multikernel Memory Pool', 'System RAM', 'Kernel code', 'Kernel data', 'Kernel bss')
+    ranges = [{'name': name, 'start': start, 'end': end, 'size': end - start + 1, 'depth': depth}
+              for depth, start, end, name in entries if name in wanted]
+    info = meminfo(io)
+    return {
+        'iomem': ranges,
+        'crash_kernel': [r for r in ranges if r['name'] == 'Crash kernel'],
+        'cma_total': info.get('CmaTotal'),
+        'cma_free': info.get('CmaFree'),
+        'mem_total': info.get('MemTotal'),
+        'mem_available': info.get('MemAvailable'),
+    }
+
+
+# -- Network and storage ownership ---------------------------------------------
+
+def _bdf_in_path(path):
+    """The PCI function closest to a device in a /sys/devices path."""
+    found = None
+    for part in path.split('/'):
+        if _BDF.match(part):
+            found = part
+    return found
+
+
+def _hex_ipv4(value):
+    return socket.inet_ntoa(struct.pack('<I', int(value, 16)))
+
+
+def _ipv4_routes(io):
+    routes = []
+    for line in (io.read('/proc/net/route', '') or '').splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8:
+            routes.append({'iface': fields[0], 'dest': _hex_ipv4(fields[1]),
+                           'gateway': _hex_ipv4(fields[2]), 'mask': _hex_ipv4(fields[7])})
+    return routes
+
+
+def _ipv6_routes(io):
+    routes = []
+    for line in (io.read('/proc/net/ipv6_route', '') or '').splitlines():
+        fields = line.split()
+        if len(fields) >= 10 and fields[9] != 'lo':
+            routes.append({'iface': fields[9], 'dest': fields[0], 'prefix': int(fields[1], 16)})
+    return routes
+
+
+def _route_iface(io, address):
+    """Longest-prefix match of an address against the routing table."""
+    if not address:
+        return None
+    address = address.split('%')[0]
+    if address.startswith('::ffff:'):
+        address = address[7:]
+    best = (-1, None)
+    if ':' not in address:
+        try:
+            addr = struct.unpack('!I', socket.inet_aton(address))[0]
+        except (OSError, socket.error):
+            return None
+        for route in _ipv4_routes(io):
+            mask = struct.unpack('!I', socket.inet_aton(route['mask']))[0]
+            dest = struct.unpack('!I', socket.inet_aton(route['dest']))[0]
+            bits = bin(mask).count('1')
+            if addr & mask == dest & mask and bits > best[0]:
+                best = (bits, route['iface'])
+    else:
+        try:
+            addr = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), 'big')
+        except (OSError, socket.error, ValueError):
+            return None
+        for route in _ipv6_routes(io):
+            prefix = route['prefix']
+            dest = int(route['dest'], 16)
+            if prefix > best[0] and (prefix == 0 or (addr >> (128 - prefix)) == (dest >> (128 - prefix))):
+                best = (prefix, route['iface'])
+    return best[1]
+
+
+def _ssh_server_address(io):
+    """Local address of the SSH session that runs us: SSH_CONNECTION, else port 22 sockets."""
+    conn = io.environ.get('SSH_CONNECTION', '')
+    parts = conn.split()
+    if len(parts) == 4:
+        return parts[2], 'SSH_CONNECTION'
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        for line in (io.read(table, '') or '').splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == '01':   # ESTABLISHED
+                local_hex, local_port = fields[1].split(':')
+                if int(local_port, 16) == 22 and len(local_hex) == 8:
+                    return _hex_ipv4(local_hex), table
+    return None, None
+
+
+def _root_block_devices(io):
+    """Block devices under / and /boot, following device-mapper and md slaves."""
+    wanted = {}
+    for line in (io.read('/proc/self/mountinfo', '') or '').splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] in ('/', '/boot', '/boot/efi'):
+            wanted[fields[4]] = fields[2]
+    devices = set()
+    pending = ['/sys/dev/block/%s' % majmin for majmin in wanted.values()]
+    seen = set()
+    while pending:
+        rel = pending.pop()
+        real = io.realpath(rel)
+        if real in seen:
+            continue
+        seen.add(real)
+        devices.add(real)
+        for slave in io.listdir(real + '/slaves'):
+            pending.append(real + '/slaves/' + slave)
+        # A partition's parent disk holds the controller link.
+        if io.exists(real + '/partition'):
+            devices.add(real.rsplit('/', 1)[0])
+    return devices
+
+
+def pci_facts(io):
+    default_ifaces = set(r['iface'] for r in _ipv4_routes(io) if r['dest'] == '0.0.0.0' and r['mask'] == '0.0.0.0')
+    default_ifaces |= set(r['iface'] for r in _ipv6_routes(io) if r['prefix'] == 0 and int(r['dest'], 16) == 0)
+    ssh_address, ssh_source = _ssh_server_address(io)
+    ssh_iface = _route_iface(io, ssh_address)
+
+    net_of, block_of = {}, {}
+    for iface in io.listdir('/sys/class/net'):
+        bdf = _bdf_in_path(io.realpath('/sys/class/net/' + iface))
+        if bdf:
+            net_of.setdefault(bdf, []).append(iface)
+    for disk in io.listdir('/sys/block'):
+        bdf = _bdf_in_path(io.realpath('/sys/block/' + disk))
+        if bdf:
+            block_of.setdefault(bdf, []).append(disk)
+    root_paths = _root_block_devices(io)
+    root_bdfs = set(filter(None, (_bdf_in_path(p) for p in root_paths)))
+
+    devices = []
+    for bdf in io.listdir(PCI_ROOT):
+        base = PCI_ROOT + '/' + bdf
+        override = io.read(base + '/driver_override')
+        nets = net_of.get(bdf, [])
+        devices.append({
+            'address': bdf,
+            'vendor': (io.read(base + '/vendor') or '')[2:],
+            'device': (io.read(base + '/device') or '')[2:],
+            'class': io.read(base + '/class'),
+            'driver': io.link_name(base + '/driver'),
+            'driver_override': None if override in (None, '(null)', '') else override,
+            'numa_node': io.read_int(base + '/numa_node'),
+            'iommu_group': io.link_name(base + '/iommu_group'),
+            'net': nets,
+            'block': block_of.get(bdf, []),
+            'default_route': bool(default_ifaces.intersection(nets)),
+            'ssh': ssh_iface in nets if ssh_iface else False,
+            'root_fs': bdf in root_bdfs,
+        })
+    return {
+        'devices': devices,
+        'ssh_interface': ssh_iface,
+        'ssh_address_source': ssh_source,
+        'default_route_interfaces': sorted(default_ifaces),
+    }
+
+
+# -- kexec ----------------------------------------------------------------
+
+def _kexec_attr(io, name):
+    # A 2025 series moves these under /sys/kernel/kexec/; probe both.
+    value = io.read('/sys/kernel/kexec/' + name)
+    if value is None:
+        value = io.read('/sys/kernel/kexec_' + name)
+    return value
+
+
+def kexec_facts(io):
+    lockdown = io.read('/sys/kernel/security/lockdown')
+    mode = None
+    if lockdown:
+        match = re.search(r'\[(\w+)\]', lockdown)
+        mode = match.group(1) if match else lockdown
+    crash_size = _kexec_attr(io, 'crash_size')
+    return {
+        'loaded': _kexec_attr(io, 'loaded') == '1',
+        'crash_loaded': _kexec_attr(io, 'crash_loaded') == '1',
+        'crash_size': int(crash_size) if crash_size and crash_size.isdigit() else None,
+        'kexec_load_disabled': io.read('/proc/sys/kernel/kexec_load_disabled') == '1',
+        'lockdown': mode,
+    }
+
+
+# -- Kernel ---------------------------------------------------------------
+
+def _kernel_config(io, release):
+    text = io.read('/boot/config-%s' % release)
+    source = '/boot/config-%s' % release
+    if text is None and io.exists('/proc/config.gz'):
+        try:
+            text = gzip.decompress(io.read_bytes('/proc/config.gz')).decode()
+            source = '/proc/config.gz'
+        except (IOError, OSError, ValueError):
+            text = None
+    if text is None:
+        return None, None
+    config = {}
+    for line in text.splitlines():
+        if line.startswith('CONFIG_') and '=' in line:
+            key, _, value = line.partition('=')
+            config[key[7:]] = value
+    return config, source
+
+
+def bootloader(io):
+    firmware = 'efi' if io.isdir('/sys/firmware/efi') else 'bios'
+    if io.exists('/boot/loader/entries') and (io.exists('/usr/sbin/grubby') or io.exists('/sbin/grubby')):
+        kind = 'grub-bls'
+    elif io.exists('/boot/grub/grub.cfg') or io.exists('/boot/grub2/grub.cfg'):
+        kind = 'grub'
+    elif io.exists('/boot/efi/loader/loader.conf') or io.exists('/efi/loader/loader.conf'):
+        kind = 'systemd-boot'
+    else:
+        kind = 'none'
+    return {'type': kind, 'firmware': firmware, 'update_grub': io.exists('/usr/sbin/update-grub')}
+
+
+def kernel_facts(io):
+    release = io.read('/proc/sys/kernel/osrelease')
+    config, source = _kernel_config(io, release)
+    options = {}
+    for name in KERNEL_OPTIONS:
+        options[name] = config.get(name, 'n') if config is not None else None
+    cmdline = split_cmdline(io.read('/proc/cmdline', '') or '')
+    return {
+        'release': release,
+        'version': io.read('/proc/sys/kernel/version'),
+        'config': options,
+        'config_source': source,
+        'cmdline': cmdline,
+        'booted_by_bootloader': any(t.startswith('BOOT_IMAGE=') for t in cmdline),
+        'bootloader': bootloader(io),
+    }
+
+
+# -- Parker kernfs --------------------------------------------------------
+
+def _mounted_type(io, path):
+    for line in (io.read('/proc/mounts', '') or '').splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == path:
+            return fields[2]
+    return None
+
+
+def parker_facts(io, root=PARKER_ROOT):
+    partitions = []
+    for name in io.listdir(root):
+        base = root + '/' + name
+        if not io.isdir(base):
+            continue
+        memory = io.read(base + '/memory')
+        size = start = None
+        if memory and '@' in memory:
+            size_text, _, start_text = memory.partition('@')
+            size, start = int(size_text), int(start_text, 16)
+        partitions.append({
+            'name': name,
+            'id': io.read_int(base + '/id'),
+            'cpus': io.read(base + '/cpus') or '',
+            'memory': {'size': size, 'start': start} if size else None,
+            'devices': io.listdir(base + '/devices'),
+            'online': io.read(base + '/online') == '1',
+            'control_structure': io.read(base + '/control_structure'),
+        })
+    return {
+        'root': root,
+        'present': io.isdir(root),
+        'mounted': _mounted_type(io, root) is not None or bool(partitions),
+        'fs_type': _mounted_type(io, root),
+        'partitions': partitions,
+    }
+
+
+def parker_claims(io, root=PARKER_ROOT):
+    """CPUs and devices held by Parker partitions: the host must never touch them."""
+    cpus, devices = set(), set()
+    for name in io.listdir(root):
+        base = root + '/' + name
+        if io.isdir(base):
+            try:
+                cpus |= parse_cpulist(io.read(base + '/cpus') or '')
+            except CpulistError:
+                pass
+            devices.update(io.listdir(base + '/devices'))
+    return cpus, devices
+
+
+GATHERERS = {
+    'cpus': cpu_facts,
+    'numa': numa_facts,
+    'memory': memory_facts,
+    'reservations': reservation_facts,
+    'pci': pci_facts,
+    'kexec': kexec_facts,
+    'kernel': kernel_facts,
+}
+
+
+def gather(io, subsets=SUBSETS, parker_root=PARKER_ROOT):
+    facts = {}
+    for name in subsets:
+        if name == 'parker':
+            facts['parker'] = parker_facts(io, parker_root)
+        else:
+            facts[name] = GATHERERS[name](io)
+    return facts

@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module util is PRIVATE to the parker.kernel collection.
+# It can have breaking changes at any time.
+
+"""The single I/O layer between the collection and the host kernel.
+
+Reads go anywhere. Every write and every mutating command goes through
+``Transaction``, which skips it in check mode, records it for the ``actions``
+return value and remembers how to undo it, so a failure part-way is rolled
+back before the module fails. A ``root`` prefix lets unit tests point the same
+code at a fake sysfs tree.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import json
+import os
+import time
+
+
+class HostIO:
+    """Read-only view of a host's /sys, /proc, /boot and /run, rooted at ``root``."""
+
+    def __init__(self, root='/', environ=None):
+        self.root = root
+        self.environ = os.environ if environ is None else environ
+
+    def path(self, rel):
+        return os.path.join(self.root, rel.lstrip('/'))
+
+    def read(self, rel, default=None):
+        try:
+            with open(self.path(rel), 'r') as handle:
+                return handle.read().strip()
+        except (IOError, OSError):
+            return default
+
+    def read_bytes(self, rel):
+        with open(self.path(rel), 'rb') as handle:
+            return handle.read()
+
+    def read_int(self, rel, default=None, base=10):
+        text = self.read(rel)
+        if text is None or text == '':
+            return default
+        try:
+            return int(text, base)
+        except ValueError:
+            return default
+
+    def exists(self, rel):
+        return os.path.exists(self.path(rel))
+
+    def isdir(self, rel):
+        return os.path.isdir(self.path(rel))
+
+    def listdir(self, rel):
+        try:
+            return sorted(os.listdir(self.path(rel)))
+        except (IOError, OSError):
+            return []
+
+    def link_name(self, rel):
+        """Basename of a symlink's target (driver, iommu_group), or None."""
+        try:
+            return os.path.basename(os.readlink(self.path(rel)))
+        except (IOError, OSError):
+            return None
+
+    def realpath(self, rel):
+        """Resolved path relative to root, so fake trees resolve like real ones."""
+        resolved = os.path.realpath(self.path(rel))
+        root = os.path.realpath(self.root)
+        if root != '/' and resolved.startswith(root):
+            resolved = resolved[len(root):] or '/'
+        return resolved
+
+    def load_json(self, rel, default):
+        try:
+            with open(self.path(rel), 'r') as handle:
+                return json.load(handle)
+        except (IOError, OSError, ValueError):
+            return default
+
+
+class ApplyError(Exception):
+    """A write or command failed. Carries the kernel's errno when there is one."""
+
+    def __init__(self, action, errno_value, detail):
+        self.action = action
+        self.errno = errno_value
+        self.errno_name = errno.errorcode.get(errno_value, '') if errno_value else ''
+        self.detail = detail
+        super(ApplyError, self).__init__('%s failed: %s%s' % (
+            action, detail, ' (%s)' % self.errno_name if self.errno_name else ''))
+
+
+class Transaction:
+    """Ordered writes with undo, gated by check mode.
+
+    ``runner`` runs an argv list and returns (rc, stdout, stderr); the module
+    passes AnsibleModule.run_command so commands never go through a shell.
+    """
+
+    def __init__(self, io, check_mode=False, runner=None):
+        self.io = io
+        self.check_mode = check_mode
+        self.runner = runner
+        self.actions = []
+        self._undo = []
+
+    # -- primitives -------------------------------------------------------
+    def _write_now(self, rel, value):
+        data = value if isinstance(value, bytes) else str(value).encode()
+        try:
+            fd = os.open(self.io.path(rel), os.O_WRONLY)
+        except OSError as exc:
+            raise ApplyError('write %r to %s' % (value, rel), exc.errno, exc.strerror)
+        try:
+            # One write() call: sysfs attributes take the whole value at once.
+            os.write(fd, data)
+        except OSError as exc:
+            raise ApplyError('write %r to %s' % (value, rel), exc.errno, exc.strerror)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _run_now(self, argv):
+        rc, out, err = self.runner(argv)
+        if rc != 0:
+            raise ApplyError(' '.join(argv), None, (err or out or 'rc=%d' % rc).strip())
+        return out
+
+    # -- planned operations ------------------------------------------------
+    def write(self, rel, value, undo=None, retry_errnos=(), retry_timeout=0.0):
+        """Write ``value`` to ``rel``; ``undo`` is (rel, value) restoring it.
+
+        EBUSY-style errors listed in ``retry_errnos`` are retried until
+        ``retry_timeout`` seconds have passed (memory offlining needs this).
+        """
+        self.actions.append('write %s <- %s' % (rel, str(value).strip() or "''"))
+        if self.check_mode:
+            return
+        deadline = time.time() + retry_timeout
+        delay = 0.2
+        while True:
+            try:
+                self._write_now(rel, value)
+                break
+            except ApplyError as exc:
+                if exc.errno in retry_errnos and time.time() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise
+        if undo is not None:
+            self._undo.append(('write',) + tuple(undo))
+
+    def run(self, argv, undo=None):
+        """Run a mutating command (skipped in check mode); ``undo`` is an argv."""
+        self.actions.append(' '.join(argv))
+        if self.check_mode:
+            return ''
+        out = self._run_now(argv)
+        if undo is not None:
+            self._undo.append(('run', undo))
+        return out
+
+    def save_json(self, rel, data):
+        """Atomically replace a collection state file (under /run or /var/lib)."""
+        self.actions.append('save state %s' % rel)
+        if self.check_mode:
+            return
+        path = self.io.path(rel)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.rename(tmp, path)
+
+    def rollback(self):
+        """Undo completed operations in reverse order; return what could not be undone."""
+        failures = []
+        while self._undo:
+            step = self._undo.pop()
+            try:
+                if step[0] == 'write':
+                    self._write_now(step[1], step[2])
+                else:
+                    self._run_now(step[1])
+            except ApplyError as exc:
+                failures.append(str(exc))
+        return failures
+
+    @property
+    def changed(self):
+        return bool(self.actions)

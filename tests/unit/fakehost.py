@@ -1,0 +1,195 @@
+"""Build fake sysfs/procfs trees shaped like real hosts.
+
+``FakeHost(tmp_path).build(...)`` lays out the files the collection reads and
+writes: CPUs with topology, NUMA nodes, memory blocks, PCI devices with drivers,
+net and block class links, /proc files and the kexec attributes. Writes to the
+fake ``online``/``state``/``bind`` files are plain file writes; ``KernelSim``
+can be used to apply their side effects the way the kernel would.
+"""
+import os
+
+
+class FakeHost:
+    def __init__(self, root):
+        self.root = str(root)
+
+    # -- helpers ----------------------------------------------------------
+    def path(self, rel):
+        return os.path.join(self.root, rel.lstrip('/'))
+
+    def write(self, rel, text):
+        path = self.path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as handle:
+            handle.write(text if text.endswith('\n') or text == '' else text + '\n')
+
+    def read(self, rel):
+        with open(self.path(rel)) as handle:
+            return handle.read().strip()
+
+    def symlink(self, target_rel, link_rel):
+        """Create link_rel -> target_rel as a relative link, like sysfs does."""
+        link = self.path(link_rel)
+        target = self.path(target_rel)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.makedirs(target, exist_ok=True) if not os.path.splitext(target)[1] else None
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.relpath(target, os.path.dirname(link)), link)
+
+    # -- the host ---------------------------------------------------------
+    def build(self, sockets=2, cores=2, threads=2, nodes=2, boot_blocks=8, movable_blocks=4,
+              block_size=128 << 20, devices=None, offline_cpus=(), ssh_iface='eth0',
+              cmdline='root=/dev/vda ro console=ttyS0 crashkernel=128M', kernel_config=None):
+        ncpu = sockets * cores * threads
+        self.ncpu = ncpu
+        cpus_per_node = ncpu // nodes
+        lst = lambda a, b: '%d-%d' % (a, b) if b > a else '%d' % a  # noqa: E731
+        self.write('/sys/devices/system/cpu/possible', lst(0, ncpu - 1))
+        self.write('/sys/devices/system/cpu/present', lst(0, ncpu - 1))
+        apic_lines = []
+        for cpu in range(ncpu):
+            package = cpu // (cores * threads)
+            core = (cpu // threads) % cores
+            base = '/sys/devices/system/cpu/cpu%d' % cpu
+            if cpu != 0:
+                self.write(base + '/online', '0' if cpu in offline_cpus else '1')
+            else:
+                os.makedirs(self.path(base), exist_ok=True)
+            first = cpu - cpu % threads
+            if cpu not in offline_cpus:
+                self.write(base + '/topology/physical_package_id', str(package))
+                self.write(base + '/topology/die_id', '0')
+                self.write(base + '/topology/core_id', str(core))
+                self.write(base + '/topology/thread_siblings_list', lst(first, first + threads - 1))
+                self.write(base + '/topology/core_cpus_list', lst(first, first + threads - 1))
+                apic_lines.append('processor\t: %d\napicid\t\t: %d\n' % (cpu, cpu))
+        self.write('/proc/cpuinfo', '\n'.join(apic_lines))
+        self.sync_cpu_online()
+
+        # NUMA nodes and memory blocks: boot memory first, then hot-plugged movable blocks.
+        total_blocks = boot_blocks + movable_blocks
+        self.block_size = block_size
+        self.write('/sys/devices/system/memory/block_size_bytes', '%x' % block_size)
+        self.write('/sys/devices/system/memory/auto_online_blocks', 'online_movable')
+        self.write('/sys/devices/system/node/online', lst(0, nodes - 1))
+        first_movable = 32
+        block_ids = list(range(boot_blocks)) + list(range(first_movable, first_movable + movable_blocks))
+        for node in range(nodes):
+            self.write('/sys/devices/system/node/node%d/cpulist' % node,
+                       lst(node * cpus_per_node, (node + 1) * cpus_per_node - 1))
+            self.write('/sys/devices/system/node/node%d/distance' % node,
+                       ' '.join('10' if n == node else '20' for n in range(nodes)))
+        per_node_boot = max(1, boot_blocks // nodes)
+        per_node_movable = max(1, movable_blocks // nodes)
+        for index, block in enumerate(block_ids):
+            movable = block >= first_movable
+            node = min(nodes - 1, ((index - boot_blocks) // per_node_movable) if movable else index // per_node_boot)
+            base = '/sys/devices/system/memory/memory%d' % block
+            self.write(base + '/state', 'online')
+            self.write(base + '/online', '1')
+            self.write(base + '/valid_zones', 'Movable' if movable else ('none' if block == 0 else 'DMA32'))
+            self.write(base + '/removable', '1')
+            self.write(base + '/phys_index', '%08x' % block)
+            self.symlink(base, '/sys/devices/system/node/node%d/memory%d' % (node, block))
+        self.sync_meminfo()
+        self.write('/proc/iomem', '\n'.join([
+            '00000000-00000fff : Reserved',
+            '00001000-0009fbff : System RAM',
+            '00100000-3fffffff : System RAM',
+            '  01000000-01ffffff : Kernel code',
+            '  02000000-0247ffff : Kernel data',
+            '  37000000-3effffff : Crash kernel',
+            '100000000-11fffffff : System RAM',
+        ]))
+
+        # PCI devices: (bdf, vendor, device, class, driver, net/block name)
+        if devices is None:
+            devices = [
+                ('0000:00:00.0', '8086', '1237', '0x060000', None, None),
+                ('0000:00:02.0', '1af4', '1001', '0x010000', 'virtio-pci', 'block:vda'),
+                ('0000:00:03.0', '1af4', '1001', '0x010000', 'virtio-pci', 'block:vdb'),
+                ('0000:00:04.0', '1af4', '1005', '0x00ff00', 'virtio-pci', None),
+                ('0000:00:05.0', '1af4', '1000', '0x020000', 'virtio-pci', 'net:eth0'),
+                ('0000:00:06.0', '1af4', '1000', '0x020000', 'virtio-pci', 'net:eth1'),
+            ]
+        self.add_pci_devices(devices)
+        self.write('/sys/bus/pci/drivers_probe', '')
+        self.write('/proc/net/route', '\n'.join([
+            'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT',
+            '%s\t00000000\t0202000A\t0003\t0\t0\t1024\t00000000\t0\t0\t0' % ssh_iface,
+            '%s\t0002000A\t00000000\t0001\t0\t0\t1024\t00FFFFFF\t0\t0\t0' % ssh_iface,
+        ]))
+        self.write('/proc/self/mountinfo', '22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n')
+        self.symlink('/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda/vda1', '/sys/dev/block/254:1')
+        self.write('/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda/vda1/partition', '1')
+
+        # kexec and kernel
+        self.write('/sys/kernel/kexec_loaded', '0')
+        self.write('/sys/kernel/kexec_crash_loaded', '0')
+        self.write('/sys/kernel/kexec_crash_size', str(128 << 20))
+        self.write('/proc/sys/kernel/kexec_load_disabled', '0')
+        self.write('/sys/kernel/security/lockdown', '[none] integrity confidentiality')
+        self.write('/proc/sys/kernel/osrelease', '6.1.0-fake-amd64')
+        self.write('/proc/sys/kernel/version', '#1 SMP PREEMPT_DYNAMIC Debian 6.1.0')
+        self.write('/proc/cmdline', cmdline)
+        config = kernel_config or {'HOTPLUG_CPU': 'y', 'MEMORY_HOTPLUG': 'y', 'MEMORY_HOTREMOVE': 'y',
+                                   'KEXEC': 'y', 'KEXEC_FILE': 'y', 'CMA': 'y'}
+        self.write('/boot/config-6.1.0-fake-amd64', '\n'.join('CONFIG_%s=%s' % kv for kv in sorted(config.items())))
+        self.write('/boot/vmlinuz-6.1.0-fake-amd64', 'MZ fake kernel')
+        self.write('/boot/initrd.img-6.1.0-fake-amd64', 'fake initrd')
+        self.write('/boot/grub/grub.cfg', '# fake\n')
+        self.write('/proc/mounts', 'sysfs /sys sysfs rw 0 0\n')
+        return self
+
+    def add_pci_devices(self, devices):
+        for index, (bdf, vendor, device, klass, driver, child) in enumerate(devices):
+            real = '/sys/devices/pci0000:00/%s' % bdf
+            self.write(real + '/vendor', '0x' + vendor)
+            self.write(real + '/device', '0x' + device)
+            self.write(real + '/class', klass)
+            self.write(real + '/numa_node', '-1')
+            self.write(real + '/driver_override', '(null)')
+            self.symlink('/sys/kernel/iommu_groups/%d' % index, real + '/iommu_group')
+            self.symlink(real, '/sys/bus/pci/devices/%s' % bdf)
+            if driver:
+                self.write('/sys/bus/pci/drivers/%s/bind' % driver, '')
+                self.write('/sys/bus/pci/drivers/%s/unbind' % driver, '')
+                self.symlink('/sys/bus/pci/drivers/' + driver, real + '/driver')
+            if child:
+                kind, name = child.split(':')
+                node = '%s/virtio%d/%s/%s' % (real, index, 'net' if kind == 'net' else 'block', name)
+                os.makedirs(self.path(node), exist_ok=True)
+                self.symlink(node, '/sys/class/net/%s' % name if kind == 'net' else '/sys/block/%s' % name)
+
+    def sync_cpu_online(self):
+        online = [0] + [c for c in range(1, self.ncpu)
+                        if self.read('/sys/devices/system/cpu/cpu%d/online' % c) == '1']
+        from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist
+        self.write('/sys/devices/system/cpu/online', format_cpulist(online))
+        self.write('/sys/devices/system/cpu/offline', format_cpulist(set(range(self.ncpu)) - set(online)))
+
+    def sync_meminfo(self):
+        root = self.path('/sys/devices/system/memory')
+        online = sum(1 for name in os.listdir(root) if name.startswith('memory')
+                     and self.read('/sys/devices/system/memory/%s/state' % name) == 'online')
+        total_kb = online * self.block_size // 1024
+        self.write('/proc/meminfo', 'MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\n'
+                   'CmaTotal:              0 kB\nCmaFree:               0 kB\n' % (total_kb, total_kb // 2, total_kb // 2))
+
+
+class KernelSim:
+    """Apply the kernel's side effects after the code under test wrote sysfs files."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def settle(self):
+        self.host.sync_cpu_online()
+        for name in os.listdir(self.host.path('/sys/devices/system/memory')):
+            if name.startswith('memory'):
+                rel = '/sys/devices/system/memory/%s/state' % name
+                state = self.host.read(rel)
+                if state.startswith('online'):
+                    self.host.write(rel, 'online')
+        self.host.sync_meminfo()
