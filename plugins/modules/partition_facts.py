@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: partition_facts
+short_description: Gather what a partition planner needs to know about a host, in one call
+version_added: 0.1.0
+description:
+  - Reads CPU topology, NUMA nodes, memory blocks, reservations, PCI devices, kexec state, kernel
+    configuration and command line, and the Parker kernfs, and returns them as
+    C(ansible_facts.parker_kernel).
+  - Read-only. It marks the PCI devices that carry the default route, the current SSH connection,
+    and the root filesystem, so later tasks can refuse to detach them.
+author:
+  - parker.kernel maintainers
+extends_documentation_fragment:
+  - parker.kernel.attributes
+  - parker.kernel.attributes.FACTS
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  facts:
+    support: full
+options:
+  gather_subset:
+    description:
+      - Which groups of facts to gather. V(all) gathers every group.
+    type: list
+    elements: str
+    choices: [all, cpus, numa, memory, reservations, pci, kexec, kernel, parker]
+    default: [all]
+  parker_root:
+    description:
+      - Where the Parker kernfs is mounted.
+    type: path
+    default: /sys/fs/parker
+'''
+
+EXAMPLES = r'''
+- name: Gather partitioning facts
+  parker.kernel.partition_facts:
+
+- name: Only CPUs and memory blocks
+  parker.kernel.partition_facts:
+    gather_subset: [cpus, memory]
+
+- name: Show which CPUs are online
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.parker_kernel.cpus.online }}"
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: complex
+  contains:
+    parker_kernel:
+      description: Host partitioning facts, one key per gathered subset.
+      returned: always
+      type: complex
+      contains:
+        cpus:
+          description:
+            - C(possible), C(present), C(online), C(offline), C(boot_cpus) as cpulists, and C(list) with each CPU's
+              C(id), C(online), C(hotpluggable), C(node), C(apic_id), C(package), C(die), C(core),
+              C(thread_siblings), C(core_cpus) and C(topology_source) (V(sysfs) or V(cached)).
+          returned: when gathered
+          type: dict
+        numa:
+          description: C(nodes), each with C(id), C(cpus), C(mem_total), C(mem_free) and C(distances).
+          returned: when gathered
+          type: dict
+        memory:
+          description: C(block_size), C(auto_online_blocks) and C(blocks) (C(id), C(start), C(end), C(state),
+            C(valid_zones), C(removable), C(node)).
+          returned: when gathered
+          type: dict
+        reservations:
+          description: Reserved, Crash kernel and RAM ranges from /proc/iomem, C(cma_total), C(cma_free),
+            C(mem_total) and C(mem_available) in bytes.
+          returned: when gathered
+          type: dict
+        pci:
+          description: C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
+            C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh) and C(root_fs).
+          returned: when gathered
+          type: dict
+        kexec:
+          description: C(loaded), C(crash_loaded), C(crash_size), C(kexec_load_disabled) and C(lockdown).
+          returned: when gathered
+          type: dict
+        kernel:
+          description: C(release), C(version), C(config) (the options that matter), C(cmdline) as tokens and
+            C(bootloader).
+          returned: when gathered
+          type: dict
+        parker:
+          description: Whether the Parker kernfs is present and mounted, and its partitions.
+          returned: when gathered
+          type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
+from ansible_collections.parker.kernel.plugins.module_utils._facts import gather, SUBSETS
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
+            parker_root=dict(type='path', default='/sys/fs/parker'),
+        ),
+        supports_check_mode=True,
+    )
+    subsets = module.params['gather_subset']
+    if 'all' in subsets:
+        subsets = SUBSETS
+    facts = gather(HostIO('/'), subsets, module.params['parker_root'])
+    module.exit_json(changed=False, ansible_facts={'parker_kernel': facts})
+
+
+if __name__ == '__main__':
+    main()
