@@ -174,6 +174,10 @@ class Transaction:
             self._undo.append(('run', undo))
         return out
 
+    def probe(self, argv):
+        """Run a read-only command; it runs in check mode too. Returns (rc, out, err)."""
+        return self.runner(argv)
+
     def save_json(self, rel, data):
         """Atomically replace a collection state file (under /run or /var/lib)."""
         self.actions.append('save state %s' % rel)

@@ -56,7 +56,13 @@ def host(tmp_path):
 
 
 @pytest.fixture
-def run(host):
+def sim(host, monkeypatch):
+    from fakehost import KernelSim
+    return KernelSim(host).install(monkeypatch)
+
+
+@pytest.fixture
+def run(host, sim):
     from ansible_collections.parker.kernel.plugins.module_utils._common import execute
 
     def _run(operation, params, check_mode=False, commands=None):

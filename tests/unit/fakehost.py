@@ -179,17 +179,45 @@ class FakeHost:
 
 
 class KernelSim:
-    """Apply the kernel's side effects after the code under test wrote sysfs files."""
+    """Give fake sysfs writes the side effects the kernel would have.
+
+    Installed over Transaction._write_now, so the collection's own verify step
+    reads back what a real kernel would show.
+    """
 
     def __init__(self, host):
         self.host = host
 
-    def settle(self):
-        self.host.sync_cpu_online()
-        for name in os.listdir(self.host.path('/sys/devices/system/memory')):
-            if name.startswith('memory'):
-                rel = '/sys/devices/system/memory/%s/state' % name
-                state = self.host.read(rel)
-                if state.startswith('online'):
-                    self.host.write(rel, 'online')
-        self.host.sync_meminfo()
+    def install(self, monkeypatch):
+        from ansible_collections.parker.kernel.plugins.module_utils import _hostio
+        real_write = _hostio.Transaction._write_now
+        sim = self
+
+        def write(txn, rel, value):
+            real_write(txn, rel, value)
+            sim.after_write(rel, str(value).strip())
+        monkeypatch.setattr(_hostio.Transaction, '_write_now', write)
+        return self
+
+    def after_write(self, rel, value):
+        host = self.host
+        if rel.startswith('/sys/devices/system/cpu/cpu'):
+            host.sync_cpu_online()
+        elif rel.startswith('/sys/devices/system/memory/'):
+            if value.startswith('online'):
+                host.write(rel, 'online')
+            host.sync_meminfo()
+        elif rel.endswith('/driver/unbind') or ('/drivers/' in rel and rel.endswith('/unbind')):
+            link = host.path('/sys/bus/pci/devices/%s/driver' % value)
+            if os.path.lexists(link):
+                os.remove(link)
+        elif rel.endswith('/bind') and '/drivers/' in rel:
+            driver = rel.split('/')[-2]
+            host.symlink('/sys/bus/pci/drivers/' + driver, '/sys/bus/pci/devices/%s/driver' % value)
+        elif rel.endswith('/driver_override'):
+            host.write(rel, value or '(null)')
+        elif rel == '/sys/bus/pci/drivers_probe':
+            override = host.read('/sys/bus/pci/devices/%s/driver_override' % value)
+            if override not in ('(null)', 'none'):
+                host.write('/sys/bus/pci/drivers/%s/bind' % override, '')
+                host.symlink('/sys/bus/pci/drivers/' + override, '/sys/bus/pci/devices/%s/driver' % value)

@@ -28,7 +28,7 @@ def test_size_on_node_picks_movable_blocks_and_repeat_is_noop(host, run):
     again = run(run_mem_reserve, params(size='128M', node=1, name='p1'))
     assert again['changed'] is False and again['blocks'] == [35]
     back = run(run_mem_reserve, params(state='online', size='128M', node=1, name='p1'))
-    assert back['changed'] and state(host, 35) == 'online_movable'
+    assert back['changed'] and state(host, 35) == 'online'
 
 
 def test_explicit_blocks_and_ranges(host, run):
@@ -72,7 +72,7 @@ def test_busy_block_is_retried_then_rolled_back(host, run, monkeypatch):
     monkeypatch.setattr(_hostio.Transaction, '_write_now', busy)
     result = run(run_mem_reserve, params(blocks='32-33', busy_timeout=1))
     assert result['failed'] and result['errno_name'] == 'EBUSY'
-    assert state(host, 32) == 'online_movable'
+    assert state(host, 32) == 'online'
 
 
 def test_boot_mode_validates_and_reports_reboot(host, run):

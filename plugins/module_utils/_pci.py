@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module util is PRIVATE to the parker.kernel collection.
+# It can have breaking changes at any time.
+
+"""PCI detach and reattach for parker.kernel.device_detach."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
+from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
+from ansible_collections.parker.kernel.plugins.module_utils import _facts
+
+DEVICE_STATE = _facts.STATE_DIR + '/devices.json'
+PCI_BUS = '/sys/bus/pci'
+_FULL_BDF = re.compile(r'^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$')
+_SHORT_BDF = re.compile(r'^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$')
+_VENDOR_DEVICE = re.compile(r'^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$')
+_NAME = re.compile(r'^[A-Za-z0-9_.:-]+$')
+
+
+def resolve_devices(selectors, devices):
+    """Turn addresses and selectors into a sorted list of BDFs (pure)."""
+    problems, found = [], set()
+    for raw in selectors:
+        sel = str(raw).strip()
+        if '/' in sel or '..' in sel or not sel or any(c.isspace() for c in sel):
+            problems.append('device %r looks like a path or is empty; give a PCI address (DDDD:BB:DD.F) or a '
+                            'selector (VVVV:DDDD, class=0xCCSSPP, net=IFACE, block=DISK)' % raw)
+            continue
+        key, eq, value = sel.partition('=')
+        if _FULL_BDF.match(sel) or _SHORT_BDF.match(sel):
+            bdf = sel.lower() if _FULL_BDF.match(sel) else '0000:' + sel.lower()
+            matches = [d for d in devices if d['address'] == bdf]
+        elif _VENDOR_DEVICE.match(sel):
+            vendor, device = sel.lower().split(':')
+            matches = [d for d in devices if d['vendor'] == vendor and d['device'] == device]
+        elif eq and key == 'class' and re.match(r'^(0x)?[0-9a-fA-F]{2,6}$', value):
+            prefix = value.lower().replace('0x', '')
+            matches = [d for d in devices if (d['class'] or '').replace('0x', '').startswith(prefix)]
+        elif eq and key in ('net', 'block') and _NAME.match(value):
+            matches = [d for d in devices if value in d[key]]
+        else:
+            problems.append('device %r is malformed: expected DDDD:BB:DD.F, BB:DD.F, VVVV:DDDD, class=0xCCSSPP, '
+                            'net=IFACE or block=DISK' % raw)
+            continue
+        if not matches:
+            problems.append('device %r matches no PCI device on this host' % raw)
+        found.update(d['address'] for d in matches)
+    refuse_all(problems)
+    return sorted(found)
+
+
+def _target(override):
+    """(driver expected after detach, driver_override value) for a requested override."""
+    return (None, 'none') if override == 'none' else (override, override)
+
+
+def plan_devices(params, pci, claimed, saved):
+    devices = dict((d['address'], d) for d in pci['devices'])
+    bdfs = resolve_devices(params['devices'], pci['devices'])
+    detach = params['state'] == 'detached'
+    force = params['force']
+    problems, steps = [], []
+    want_driver, want_override = _target(params['driver_override'])
+    for bdf in bdfs:
+        dev = devices[bdf]
+        if bdf in claimed:
+            problems.append('%s is claimed by a Parker partition; the host must not touch its driver files '
+                            '(that crashed a real Boot Kernel); use the partition\'s unbind' % bdf)
+            continue
+        if detach and not force:
+            for flag, what in (('ssh', 'carries the current SSH connection'),
+                               ('default_route', 'carries the default route'),
+                               ('root_fs', 'holds the root filesystem')):
+                if dev[flag]:
+                    problems.append('%s (%s) %s; detaching it would cut this host off (force=true overrides)'
+                                    % (bdf, ','.join(dev['net'] + dev['block']) or dev['class'], what))
+            group = dev['iommu_group']
+            if group is not None:
+                others = [d['address'] for d in pci['devices']
+                          if d['iommu_group'] == group and d['address'] not in bdfs]
+                if others:
+                    problems.append('%s shares IOMMU group %s with %s, which is not being detached; list the whole '
+                                    'group or set force=true' % (bdf, group, ', '.join(others)))
+        if detach:
+            if dev['driver'] == want_driver and dev['driver_override'] == want_override:
+                continue
+            steps.append({'address': bdf, 'from': dev['driver'], 'override_before': dev['driver_override'],
+                          'to': want_driver, 'override': want_override})
+        else:
+            record = saved.get(bdf, {})
+            original = record.get('driver')
+            if dev['driver_override'] is None and dev['driver'] is not None and \
+                    (original is None or dev['driver'] == original):
+                continue
+            steps.append({'address': bdf, 'from': dev['driver'], 'override_before': dev['driver_override'],
+                          'to': original, 'override': None})
+    refuse_all(problems)
+    return bdfs, steps
+
+
+def _device(bdf, name):
+    return '%s/devices/%s/%s' % (PCI_BUS, bdf, name)
+
+
+def apply_step(step, txn):
+    bdf = step['address']
+    old, new = step['from'], step['to']
+    old_override = step['override_before'] or '\n'
+    if old and old != new:
+        txn.write(_device(bdf, 'driver/unbind'), bdf, undo=('%s/drivers/%s/bind' % (PCI_BUS, old), bdf))
+    if step['override'] != step['override_before']:
+        txn.write(_device(bdf, 'driver_override'), step['override'] or '\n',
+                  undo=(_device(bdf, 'driver_override'), old_override))
+    if new and new != old:
+        if step['override'] is None:
+            txn.write('%s/drivers/%s/bind' % (PCI_BUS, new), bdf, undo=('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf))
+        else:
+            # driver_override + drivers_probe binds exactly the named driver.
+            txn.write(PCI_BUS + '/drivers_probe', bdf, undo=('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf))
+    elif new is None and step['override'] is None and not old:
+        txn.write(PCI_BUS + '/drivers_probe', bdf)
+
+
+def run_device_detach(params, io, txn):
+    pci = _facts.pci_facts(io)
+    _cpus, claimed = _facts.parker_claims(io, params['parker_root'])
+    saved = io.load_json(DEVICE_STATE, {})
+    bdfs, steps = plan_devices(params, pci, claimed, saved)
+
+    # A driver the kernel does not have yet is loaded with modprobe; check it exists before any write.
+    needed = set(s['to'] for s in steps if s['to'])
+    missing = []
+    for driver in sorted(needed):
+        if not io.isdir('%s/drivers/%s' % (PCI_BUS, driver)):
+            rc, _out, _err = txn.probe(['modprobe', '-n', '-q', driver])
+            if rc != 0:
+                missing.append(driver)
+    refuse_all(['driver %r is neither loaded nor available to modprobe' % d for d in missing])
+    for driver in sorted(needed):
+        if not io.isdir('%s/drivers/%s' % (PCI_BUS, driver)):
+            txn.run(['modprobe', driver])
+
+    record = dict(saved)
+    for step in steps:
+        if params['state'] == 'detached':
+            record.setdefault(step['address'], {'driver': step['from'], 'driver_override': step['override_before']})
+        else:
+            record.pop(step['address'], None)
+    for step in steps:
+        apply_step(step, txn)
+
+    if not txn.check_mode and steps:
+        after = dict((d['address'], d) for d in _facts.pci_facts(io)['devices'])
+        wrong = [s['address'] for s in steps
+                 if (s['to'] is not None and after[s['address']]['driver'] != s['to'])
+                 or after[s['address']]['driver_override'] != s['override']]
+        if wrong:
+            raise ApplyError('verify PCI drivers', None, 'devices %s did not reach the requested driver'
+                             % ', '.join(wrong))
+    if record != saved:
+        txn.save_json(DEVICE_STATE, record)
+
+    def view(changed):
+        lines = []
+        for bdf in bdfs:
+            step = changed.get(bdf)
+            dev = dict((d['address'], d) for d in pci['devices'])[bdf]
+            driver, override = (step['to'], step['override']) if step else (dev['driver'], dev['driver_override'])
+            lines.append('%s driver=%s driver_override=%s' % (bdf, driver or '-', override or '-'))
+        return '\n'.join(lines)
+    return {
+        'changed': bool(steps),
+        'devices': bdfs,
+        'changed_devices': [s['address'] for s in steps],
+        'steps': steps,
+        'original_drivers': dict((b, record.get(b, saved.get(b, {})).get('driver')) for b in bdfs),
+        'diff': diff_of('/sys/bus/pci/devices', view({}), view(dict((s['address'], s) for s in steps))),
+    }

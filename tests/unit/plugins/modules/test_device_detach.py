@@ -1,0 +1,105 @@
+import os
+
+import pytest
+
+from conftest import snapshot
+from ansible_collections.parker.kernel.plugins.module_utils._pci import run_device_detach
+
+
+def params(**kw):
+    base = dict(devices=None, state='detached', driver_override='none', force=False, parker_root='/sys/fs/parker')
+    base.update(kw)
+    return base
+
+
+def driver(host, bdf):
+    link = host.path('/sys/bus/pci/devices/%s/driver' % bdf)
+    return os.path.basename(os.readlink(link)) if os.path.lexists(link) else None
+
+
+def override(host, bdf):
+    return host.read('/sys/bus/pci/devices/%s/driver_override' % bdf)
+
+
+@pytest.fixture(autouse=True)
+def ssh_env(monkeypatch):
+    monkeypatch.setenv('SSH_CONNECTION', '10.0.2.2 50000 10.0.2.15 22')
+
+
+def test_detach_then_attach_restores_original_driver(host, run):
+    result = run(run_device_detach, params(devices=['0000:00:03.0']))
+    assert result['changed'] and driver(host, '0000:00:03.0') is None
+    assert override(host, '0000:00:03.0') == 'none'
+    assert run(run_device_detach, params(devices=['00:03.0']))['changed'] is False
+    back = run(run_device_detach, params(devices=['block=vdb'], state='attached'))
+    assert back['changed'] and driver(host, '0000:00:03.0') == 'virtio-pci'
+    assert override(host, '0000:00:03.0') == '(null)'
+    assert run(run_device_detach, params(devices=['0000:00:03.0'], state='attached'))['changed'] is False
+
+
+def test_detach_to_pci_stub_by_selector(host, run):
+    host.write('/sys/bus/pci/drivers/pci-stub/bind', '')
+    result = run(run_device_detach, params(devices=['net=eth1'], driver_override='pci-stub'))
+    assert result['devices'] == ['0000:00:06.0']
+    assert driver(host, '0000:00:06.0') == 'pci-stub' and override(host, '0000:00:06.0') == 'pci-stub'
+    assert result['original_drivers'] == {'0000:00:06.0': 'virtio-pci'}
+
+
+def test_check_mode_writes_nothing(host, run):
+    before = snapshot(host.root)
+    result = run(run_device_detach, params(devices=['0000:00:03.0', '0000:00:04.0']), check_mode=True)
+    assert result['changed'] and len(result['changed_devices']) == 2
+    assert snapshot(host.root) == before
+
+
+@pytest.mark.parametrize('devices,fragment', [
+    (['0000:00:05.0'], 'SSH connection'),
+    (['net=eth0'], 'default route'),
+    (['0000:00:02.0'], 'root filesystem'),
+    (['0000:00:3.0'], 'malformed'),
+    (['../../../etc/passwd'], 'looks like a path'),
+    (['0000:00:1f.0'], 'matches no PCI device'),
+    (['class=0x0100'], 'root filesystem'),
+])
+def test_refusals_write_nothing(host, run, devices, fragment):
+    before = snapshot(host.root)
+    result = run(run_device_detach, params(devices=devices))
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert snapshot(host.root) == before
+
+
+def test_iommu_group_must_be_whole(host, run):
+    # Put 03.0 and 04.0 in one group.
+    host.symlink('/sys/kernel/iommu_groups/2', '/sys/devices/pci0000:00/0000:00:04.0/iommu_group')
+    result = run(run_device_detach, params(devices=['0000:00:03.0']))
+    assert result['failed'] and 'IOMMU group 2' in result['msg']
+    assert run(run_device_detach, params(devices=['0000:00:03.0', '0000:00:04.0']))['changed']
+
+
+def test_parker_claimed_device_is_never_touched(host, run):
+    os.makedirs(host.path('/sys/fs/parker/p1/devices/0000:00:03.0'))
+    result = run(run_device_detach, params(devices=['0000:00:03.0'], force=True))
+    assert result['failed'] and 'Parker partition' in result['msg']
+
+
+def test_missing_driver_is_refused_before_writes(host, run):
+    before = snapshot(host.root)
+    result = run(run_device_detach, params(devices=['0000:00:03.0'], driver_override='vfio-pci'),
+                 commands={('modprobe', '-n'): (1, '', 'FATAL: Module vfio-pci not found')})
+    assert result['failed'] and 'vfio-pci' in result['msg']
+    assert snapshot(host.root) == before
+
+
+def test_failure_part_way_rolls_back(host, run, monkeypatch):
+    import errno
+    from ansible_collections.parker.kernel.plugins.module_utils import _hostio
+    inner = _hostio.Transaction._write_now
+
+    def failing(self, rel, value):
+        if rel.endswith('0000:00:04.0/driver/unbind'):
+            raise _hostio.ApplyError('write', errno.ENODEV, 'No such device')
+        return inner(self, rel, value)
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', failing)
+    result = run(run_device_detach, params(devices=['0000:00:03.0', '0000:00:04.0']))
+    assert result['failed'] and result['errno_name'] == 'ENODEV'
+    assert driver(host, '0000:00:03.0') == 'virtio-pci' and override(host, '0000:00:03.0') == '(null)'
