@@ -54,7 +54,7 @@ def _cpuinfo_apic_ids(io):
     apic, current = {}, None
     text = io.read('/proc/cpuinfo', '') or ''
     for line in text.splitlines():
-        key, _, value = line.partition(':')
+        key, _sep, value = line.partition(':')
         key = key.strip()
         if key == 'processor':
             current = int(value)
@@ -211,9 +211,9 @@ def parse_iomem(text):
     for line in text.splitlines():
         if ':' not in line:
             continue
-        span, _, name = line.partition(' : ')
+        span, _sep, name = line.partition(' : ')
         depth = (len(span) - len(span.lstrip(' '))) // 2
-        start, _, end = span.strip().partition('-')
+        start, _sep, end = span.strip().partition('-')
         try:
             entries.append((depth, int(start, 16), int(end, 16), name.strip()))
         except ValueError:
@@ -443,7 +443,7 @@ def _kernel_config(io, release):
     config = {}
     for line in text.splitlines():
         if line.startswith('CONFIG_') and '=' in line:
-            key, _, value = line.partition('=')
+            key, _sep, value = line.partition('=')
             config[key[7:]] = value
     return config, source
 
@@ -498,7 +498,7 @@ def parker_facts(io, root=PARKER_ROOT):
         memory = io.read(base + '/memory')
         size = start = None
         if memory and '@' in memory:
-            size_text, _, start_text = memory.partition('@')
+            size_text, _sep, start_text = memory.partition('@')
             size, start = int(size_text), int(start_text, 16)
         partitions.append({
             'name': name,

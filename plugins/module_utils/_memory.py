@@ -51,7 +51,7 @@ def _parse_range(text, block_size):
     text = str(text).strip()
     try:
         if '@' in text:
-            size_text, _, start_text = text.partition('@')
+            size_text, _sep, start_text = text.partition('@')
             start, size = memparse(start_text), memparse(size_text)
             end = start + size - 1
         else:
@@ -210,7 +210,7 @@ def _check_parker_cma(value, numa, problems):
     try:
         if ':' in value:
             for part in value.split(','):
-                nid, _, size = part.partition(':')
+                nid, _sep, size = part.partition(':')
                 if not nid.strip().isdigit():
                     raise SizeError(part)
                 per_node[int(nid)] = memparse(size)
@@ -302,12 +302,12 @@ def boot_plan(params, io):
         tokens.append(token)
         size = None
         try:
-            base = value.split('@')[0]
+            base = value.split('@', 1)[0]
             base = re.sub(r',(high|low|cma)$', '', base)
             if ':' in base:
                 for rule in base.split(','):
-                    span, _, rule_size = rule.partition(':')
-                    low, _, high = span.partition('-')
+                    span, _sep, rule_size = rule.partition(':')
+                    low, _sep, high = span.partition('-')
                     memparse(low)
                     if high:
                         memparse(high)

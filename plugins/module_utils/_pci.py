@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
+from ansible_collections.parker.kernel.plugins.module_utils._common import refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils import _facts
 

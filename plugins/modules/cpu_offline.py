@@ -20,7 +20,7 @@ description:
   - Saves the topology of CPUs it offlines under C(/run/parker-kernel), because the kernel removes an
     offline CPU's C(topology) directory.
 author:
-  - parker.kernel maintainers
+  - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
   - parker.kernel.attributes
   - parker.kernel.attributes.SAFETY

@@ -21,7 +21,7 @@ description:
     device a Parker partition has claimed (writing its host C(unbind) crashed a real Boot Kernel).
   - If a write fails part-way, every earlier write is undone and the module fails with the errno.
 author:
-  - parker.kernel maintainers
+  - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
   - parker.kernel.attributes
   - parker.kernel.attributes.SAFETY

@@ -20,7 +20,7 @@ description:
     C(kexec_load_disabled) are detected before anything runs and fail with a clear message.
   - Never executes the loaded kernel.
 author:
-  - parker.kernel maintainers
+  - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
   - parker.kernel.attributes
 attributes:

@@ -25,7 +25,7 @@ description:
     honours them, judged from C(/proc/cmdline), C(/proc/iomem) and C(/proc/meminfo). It never writes; persisting
     the tokens is the job of the command-line role.
 author:
-  - parker.kernel maintainers
+  - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
   - parker.kernel.attributes
 attributes:

@@ -18,7 +18,7 @@ description:
   - Read-only. It marks the PCI devices that carry the default route, the current SSH connection,
     and the root filesystem, so later tasks can refuse to detach them.
 author:
-  - parker.kernel maintainers
+  - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
   - parker.kernel.attributes
   - parker.kernel.attributes.FACTS

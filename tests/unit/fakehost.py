@@ -9,6 +9,10 @@ can be used to apply their side effects the way the kernel would.
 import os
 
 
+def lst(first, last):
+    return '%d-%d' % (first, last) if last > first else '%d' % first
+
+
 class FakeHost:
     def __init__(self, root):
         self.root = str(root)
@@ -44,7 +48,6 @@ class FakeHost:
         ncpu = sockets * cores * threads
         self.ncpu = ncpu
         cpus_per_node = ncpu // nodes
-        lst = lambda a, b: '%d-%d' % (a, b) if b > a else '%d' % a  # noqa: E731
         self.write('/sys/devices/system/cpu/possible', lst(0, ncpu - 1))
         self.write('/sys/devices/system/cpu/present', lst(0, ncpu - 1))
         apic_lines = []

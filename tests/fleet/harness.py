@@ -1,0 +1,70 @@
+"""Run the collection's playbooks against the QEMU test fleet.
+
+The fleet is started by tools/fleet/fleet (scripts/test and .ci/run do it).
+Playbooks carry their own assertions; this harness runs them, keeps their
+output for a failure report, and times them for docs/testing.md.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STATE_DIR = os.environ.get('PARKER_FLEET_DIR', os.path.join(REPO, '.fleet'))
+PLAYBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'playbooks')
+
+
+def fleet_state():
+    path = os.path.join(STATE_DIR, 'fleet.json')
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def collections_path():
+    """A folder holding ansible_collections/parker/kernel -> this checkout."""
+    top = os.path.join(tempfile.gettempdir(), 'parker-kernel-collections-%d' % os.getuid())
+    link = os.path.join(top, 'ansible_collections', 'parker', 'kernel')
+    if not os.path.islink(link) or os.readlink(link) != REPO:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(REPO, link)
+    return top
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_CONFIG': os.path.join(STATE_DIR, 'ansible.cfg'),
+        'ANSIBLE_COLLECTIONS_PATH': collections_path(),
+        'ANSIBLE_FORCE_COLOR': '0',
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+    })
+    return env
+
+
+def run_playbook(name, *args, timeout=1800):
+    """Run tests/fleet/playbooks/NAME against the fleet; return (rc, output, seconds)."""
+    venv_bin = os.path.join(REPO, '.venv', 'bin')
+    command = os.path.join(venv_bin, 'ansible-playbook')
+    if not os.path.exists(command):
+        command = 'ansible-playbook'
+    inventory = os.path.join(STATE_DIR, 'inventory.yml')
+    argv = [command, '-i', inventory, os.path.join(PLAYBOOKS, name)] + list(args)
+    started = time.time()
+    proc = subprocess.run(argv, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=timeout, check=False)
+    seconds = time.time() - started
+    record_timing(name, seconds, proc.returncode)
+    return proc.returncode, proc.stdout, seconds
+
+
+def record_timing(name, seconds, rc):
+    path = os.path.join(STATE_DIR, 'timings.jsonl')
+    with open(path, 'a') as handle:
+        handle.write(json.dumps({'playbook': name, 'seconds': round(seconds, 1), 'rc': rc,
+                                 'when': time.strftime('%Y-%m-%dT%H:%M:%S')}) + '\n')
