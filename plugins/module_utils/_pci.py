@@ -25,8 +25,13 @@ _VENDOR_DEVICE = re.compile(r'^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$')
 _NAME = re.compile(r'^[A-Za-z0-9_.:-]+$')
 
 
-def resolve_devices(selectors, devices):
-    """Turn addresses and selectors into a sorted list of BDFs (pure)."""
+def resolve_devices(selectors, devices, saved=None):
+    """Turn addresses and selectors into a sorted list of BDFs (pure).
+
+    A detached device loses its net/block names; ``saved`` (the state file)
+    remembers them, so net=/block= selectors still find it to reattach.
+    """
+    saved = saved or {}
     problems, found = [], set()
     for raw in selectors:
         sel = str(raw).strip()
@@ -45,7 +50,8 @@ def resolve_devices(selectors, devices):
             prefix = value.lower().replace('0x', '')
             matches = [d for d in devices if (d['class'] or '').replace('0x', '').startswith(prefix)]
         elif eq and key in ('net', 'block') and _NAME.match(value):
-            matches = [d for d in devices if value in d[key]]
+            matches = [d for d in devices
+                       if value in d[key] or value in saved.get(d['address'], {}).get(key, [])]
         else:
             problems.append('device %r is malformed: expected DDDD:BB:DD.F, BB:DD.F, VVVV:DDDD, class=0xCCSSPP, '
                             'net=IFACE or block=DISK' % raw)
@@ -64,7 +70,7 @@ def _target(override):
 
 def plan_devices(params, pci, claimed, saved):
     devices = dict((d['address'], d) for d in pci['devices'])
-    bdfs = resolve_devices(params['devices'], pci['devices'])
+    bdfs = resolve_devices(params['devices'], pci['devices'], saved)
     detach = params['state'] == 'detached'
     force = params['force']
     problems, steps = [], []
@@ -93,7 +99,7 @@ def plan_devices(params, pci, claimed, saved):
             if dev['driver'] == want_driver and dev['driver_override'] == want_override:
                 continue
             steps.append({'address': bdf, 'from': dev['driver'], 'override_before': dev['driver_override'],
-                          'to': want_driver, 'override': want_override})
+                          'to': want_driver, 'override': want_override, 'net': dev['net'], 'block': dev['block']})
         else:
             record = saved.get(bdf, {})
             original = record.get('driver')
@@ -151,7 +157,8 @@ def run_device_detach(params, io, txn):
     record = dict(saved)
     for step in steps:
         if params['state'] == 'detached':
-            record.setdefault(step['address'], {'driver': step['from'], 'driver_override': step['override_before']})
+            record.setdefault(step['address'], {'driver': step['from'], 'driver_override': step['override_before'],
+                                                'net': step['net'], 'block': step['block']})
         else:
             record.pop(step['address'], None)
     for step in steps:
