@@ -4,6 +4,7 @@ ansible-test wants the tree at ansible_collections/parker/kernel/; plain pytest
 gets the same layout from a symlink in a temporary folder, so nobody has to move
 their checkout.
 """
+import importlib
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ def _ensure_collection_path():
     sys.path.insert(0, top)
     for name in [m for m in sys.modules if m == 'ansible_collections' or m.startswith('ansible_collections.')]:
         del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 _ensure_collection_path()

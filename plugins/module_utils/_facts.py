@@ -179,6 +179,9 @@ def memory_facts(io):
         for name in io.listdir('%s/node%d' % (NODE_ROOT, node)):
             if name.startswith('memory') and name[6:].isdigit():
                 node_of[int(name[6:])] = node
+    # Since Linux 5.x "removable" only says whether the kernel can offline at all,
+    # the same for every block: read it once instead of once per block.
+    removable = None
     blocks = []
     for name in io.listdir(MEM_ROOT):
         if not (name.startswith('memory') and name[6:].isdigit()):
@@ -186,13 +189,15 @@ def memory_facts(io):
         block = int(name[6:])
         base = MEM_ROOT + '/' + name
         start = block * block_size if block_size else None
+        if removable is None:
+            removable = io.read_int(base + '/removable', default=-1)
         blocks.append({
             'id': block,
             'start': start,
             'end': start + block_size - 1 if block_size else None,
             'state': io.read(base + '/state'),
             'valid_zones': (io.read(base + '/valid_zones') or '').split(),
-            'removable': io.read_int(base + '/removable'),
+            'removable': removable if removable != -1 else None,
             'node': node_of.get(block),
         })
     blocks.sort(key=lambda b: b['id'])

@@ -76,7 +76,7 @@ class FakeHost:
         self.write('/sys/devices/system/memory/block_size_bytes', '%x' % block_size)
         self.write('/sys/devices/system/memory/auto_online_blocks', 'online_movable')
         self.write('/sys/devices/system/node/online', lst(0, nodes - 1))
-        first_movable = 32
+        first_movable = max(32, boot_blocks)  # hot-plugged DIMMs sit above boot memory
         block_ids = list(range(boot_blocks)) + list(range(first_movable, first_movable + movable_blocks))
         for node in range(nodes):
             self.write('/sys/devices/system/node/node%d/cpulist' % node,
@@ -144,6 +144,20 @@ class FakeHost:
         self.write('/boot/grub/grub.cfg', '# fake\n')
         self.write('/proc/mounts', 'sysfs /sys sysfs rw 0 0\n')
         return self
+
+    def build_large(self):
+        """A large partitioning server: 1024 CPUs, 8 nodes, 4096 memory blocks, 512 devices."""
+        devices = [('0000:00:00.0', '8086', '1237', '0x060000', None, None),
+                   ('0000:00:02.0', '1af4', '1001', '0x010000', 'virtio-pci', 'block:vda'),
+                   ('0000:00:05.0', '1af4', '1000', '0x020000', 'virtio-pci', 'net:eth0')]
+        for index in range(512 - len(devices)):
+            bus, slot = 1 + index // 32, index % 32
+            kind = index % 3
+            devices.append(('0000:%02x:%02x.0' % (bus, slot), '1af4', ('1000', '1001', '1005')[kind],
+                            ('0x020000', '0x010000', '0x00ff00')[kind], 'virtio-pci',
+                            ('net:eth%d' % (index + 1), 'block:vd%d' % index, None)[kind]))
+        return self.build(sockets=8, cores=64, threads=2, nodes=8, boot_blocks=2048, movable_blocks=2048,
+                          devices=devices)
 
     def add_pci_devices(self, devices):
         for index, (bdf, vendor, device, klass, driver, child) in enumerate(devices):

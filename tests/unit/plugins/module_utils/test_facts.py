@@ -1,0 +1,65 @@
+import os
+
+import pytest
+
+from fakehost import FakeHost
+from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
+from ansible_collections.parker.kernel.plugins.module_utils import _facts
+
+
+def test_all_subsets_on_the_default_host(host, monkeypatch):
+    monkeypatch.setenv('SSH_CONNECTION', '10.0.2.2 50000 10.0.2.15 22')
+    facts = _facts.gather(HostIO(host.root, environ=dict(os.environ)))
+    assert facts['cpus']['present'] == '0-7' and facts['cpus']['boot_cpus'] == '0'
+    assert facts['cpus']['list'][3]['thread_siblings'] == '2-3'
+    assert [n['cpus'] for n in facts['numa']['nodes']] == ['0-3', '4-7']
+    assert facts['memory']['block_size'] == 128 << 20
+    movable = [b['id'] for b in facts['memory']['blocks'] if b['valid_zones'] == ['Movable']]
+    assert movable == [32, 33, 34, 35]
+    assert facts['reservations']['crash_kernel'][0]['start'] == 0x37000000
+    by_addr = dict((d['address'], d) for d in facts['pci']['devices'])
+    assert by_addr['0000:00:05.0']['ssh'] and by_addr['0000:00:05.0']['default_route']
+    assert by_addr['0000:00:02.0']['root_fs'] and not by_addr['0000:00:03.0']['root_fs']
+    assert by_addr['0000:00:03.0']['block'] == ['vdb'] and by_addr['0000:00:03.0']['driver'] == 'virtio-pci'
+    assert facts['kexec'] == {'loaded': False, 'crash_loaded': False, 'crash_size': 128 << 20,
+                              'kexec_load_disabled': False, 'lockdown': 'none'}
+    assert facts['kernel']['config']['MEMORY_HOTREMOVE'] == 'y' and facts['kernel']['config']['PARKER'] == 'n'
+    assert facts['kernel']['bootloader']['type'] == 'grub'
+    assert facts['parker'] == {'root': '/sys/fs/parker', 'present': False, 'mounted': False, 'fs_type': None,
+                               'partitions': []}
+
+
+def test_ssh_falls_back_to_established_port_22(host):
+    host.write('/proc/net/tcp', '  sl  local_address rem_address   st\n'
+                                '   0: 0F02000A:0016 0202000A:C350 01 00000000:00000000\n')
+    pci = _facts.pci_facts(HostIO(host.root, environ={}))
+    assert pci['ssh_interface'] == 'eth0' and pci['ssh_address_source'] == '/proc/net/tcp'
+
+
+def test_parker_partitions_are_read(host):
+    base = '/sys/fs/parker/p1'
+    for name, value in (('id', '1'), ('cpus', '2-3'), ('memory', '536870912@0x100000000'), ('online', '0'),
+                        ('control_structure', '0x1417d9000')):
+        host.write(base + '/' + name, value)
+    os.makedirs(host.path(base + '/devices/0000:00:03.0'))
+    facts = _facts.parker_facts(HostIO(host.root))
+    assert facts['partitions'][0]['memory'] == {'size': 536870912, 'start': 0x100000000}
+    assert _facts.parker_claims(HostIO(host.root)) == ({2, 3}, {'0000:00:03.0'})
+
+
+@pytest.mark.parametrize('line,expected', [
+    ('00000000-00000fff : Reserved', (0, 0, 0xfff, 'Reserved')),
+    ('  37000000-3effffff : Crash kernel', (1, 0x37000000, 0x3effffff, 'Crash kernel')),
+])
+def test_parse_iomem(line, expected):
+    assert _facts.parse_iomem(line) == [expected]
+
+
+def test_large_synthetic_host(tmp_path):
+    host = FakeHost(tmp_path / 'big').build_large()
+    facts = _facts.gather(HostIO(host.root, environ={}))
+    assert len(facts['cpus']['list']) == 1024 and facts['cpus']['online'] == '0-1023'
+    assert len(facts['numa']['nodes']) == 8
+    assert len(facts['memory']['blocks']) == 4096
+    assert all(b['node'] is not None for b in facts['memory']['blocks'])
+    assert len(facts['pci']['devices']) == 512
