@@ -466,13 +466,17 @@ def bootloader(io):
     return {'type': kind, 'firmware': firmware, 'update_grub': io.exists('/usr/sbin/update-grub')}
 
 
+def running_cmdline(io):
+    return split_cmdline(io.read('/proc/cmdline', '') or '')
+
+
 def kernel_facts(io):
     release = io.read('/proc/sys/kernel/osrelease')
     config, source = _kernel_config(io, release)
     options = {}
     for name in KERNEL_OPTIONS:
         options[name] = config.get(name, 'n') if config is not None else None
-    cmdline = split_cmdline(io.read('/proc/cmdline', '') or '')
+    cmdline = running_cmdline(io)
     return {
         'release': release,
         'version': io.read('/proc/sys/kernel/version'),

@@ -125,7 +125,7 @@ def run_kexec_load(params, io, txn):
                 'diff': diff_of('kexec %s slot' % kind, _describe(saved), 'empty')}
 
     method, limits = plan_load(params, io, kexec, kexec_bin)
-    cmdline = final_cmdline(params, _facts.kernel_facts(io)['cmdline'])
+    cmdline = final_cmdline(params, _facts.running_cmdline(io))
     limit_text = ','.join('%s=0x%x' % kv for kv in sorted(limits.items()))
     digest = _digest(io, params, cmdline, limit_text)
     wanted = {'digest': digest, 'kernel': params['kernel'], 'initrd': params['initrd'], 'cmdline': cmdline,

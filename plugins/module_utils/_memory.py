@@ -129,12 +129,12 @@ def _ids(blocks):
 def run_mem_reserve(params, io, txn):
     if params['mode'] == 'boot':
         return boot_plan(params, io)
-    kernel = _facts.kernel_facts(io)
-    if params['state'] == 'offline' and kernel['config']['MEMORY_HOTREMOVE'] == 'n':
-        raise Refused('this kernel is built without CONFIG_MEMORY_HOTREMOVE; memory cannot be offlined')
     mem = _facts.memory_facts(io)
     if not mem['block_size']:
         raise Refused('no memory hotplug interface at /sys/devices/system/memory')
+    # "removable" is 0 everywhere when the kernel lacks CONFIG_MEMORY_HOTREMOVE; cheaper than parsing its config.
+    if params['state'] == 'offline' and mem['blocks'] and mem['blocks'][0]['removable'] == 0:
+        raise Refused('this kernel cannot offline memory (CONFIG_MEMORY_HOTREMOVE is off)')
     saved = io.load_json(MEMORY_STATE, {})
     ids, how = select_blocks(params, mem, saved)
     by_id = dict((b['id'], b) for b in mem['blocks'])
@@ -243,9 +243,8 @@ def _check_parker_cma(value, numa, problems):
 def boot_plan(params, io):
     numa = _facts.numa_facts(io)
     res = _facts.reservation_facts(io)
-    kernel = _facts.kernel_facts(io)
     kexec = _facts.kexec_facts(io)
-    running = set(kernel['cmdline'])
+    running = set(_facts.running_cmdline(io))
     ram = [r for r in res['iomem'] if r['name'] == 'System RAM']
     kernel_image = [r for r in res['iomem'] if r['name'] in ('Kernel code', 'Kernel data', 'Kernel bss')]
     problems, tokens, honoured = [], [], {}
