@@ -14,6 +14,21 @@ __metaclass__ = type
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO, Transaction, ApplyError
 
 
+# What to do next, by the errno the kernel gave.
+ERRNO_HINTS = {
+    'EBUSY': 'the kernel could not release it now (pages in use, a driver holding the device); '
+             'pick other resources or retry when the host is quieter',
+    'EINVAL': 'the kernel rejected the value; re-gather facts: the resource may span holes or zones, '
+              'or the running kernel may not support this operation',
+    'EPERM': 'run the task as root (become: true); kernel lockdown can also forbid this',
+    'EACCES': 'run the task as root (become: true)',
+    'ENODEV': 'the device or driver disappeared; re-gather facts',
+    'ENOENT': 'the sysfs file is missing; this kernel lacks the feature (check partition_facts kernel.config)',
+    'ENOMEM': 'the kernel is short of memory; free caches or choose less',
+    'EAGAIN': 'the kernel asked to retry; run the task again',
+}
+
+
 class Refused(Exception):
     """The request was refused during validation: nothing has been written."""
 
@@ -55,6 +70,8 @@ def execute(module, operation, root='/'):
         failures = txn.rollback()
         msg = '%s; %s' % (exc, 'rolled back every earlier change' if not failures
                           else 'rollback FAILED for: ' + '; '.join(failures))
+        if exc.errno_name in ERRNO_HINTS:
+            msg += '. Hint: ' + ERRNO_HINTS[exc.errno_name]
         module.fail_json(msg=msg, changed=bool(failures), errno=exc.errno, errno_name=exc.errno_name,
                          actions=txn.actions, rollback_failures=failures)
     result.setdefault('changed', txn.changed)
