@@ -1,0 +1,68 @@
+import pytest
+
+from ansible_collections.parker.kernel.plugins.module_utils import _render
+from ansible_collections.parker.kernel.plugins.filter import cmdline as filters
+
+
+def test_layers_merge_by_name_later_wins_and_repeatables_accumulate():
+    defaults = [{'name': 'crashkernel', 'value': '128M'}, {'name': 'memmap', 'value': '64M$0x30000000'}]
+    group = [{'name': 'crashkernel', 'value': '256M'}, {'name': 'quiet'}]
+    host = [{'name': 'quiet', 'state': 'absent'}, {'name': 'memmap', 'value': '32M$0x20000000'}]
+    merged = _render.merge_layers(defaults, group, host)
+    rendered = _render.render(merged)
+    assert rendered['present'] == ['crashkernel=256M', 'memmap=64M$0x30000000', 'memmap=32M$0x20000000']
+    assert rendered['absent'] == ['quiet']
+
+
+@pytest.mark.parametrize('arg,fragment', [
+    ({'name': 'nosmt', 'value': True}, 'YAML boolean'),
+    ({'name': 'pti', 'value': None}, 'YAML boolean or null'),
+    ({'name': 'console', 'value': 'ttyS0 quiet'}, 'spaces'),
+    ({'name': 'root', 'value': '"LABEL=x"'}, 'quotes'),
+    ({'name': 'crashkernel', 'value': '256M$x'}, '"$" is only valid in memmap='),
+    ({'name': 'bad name'}, 'not a kernel parameter name'),
+    ({'name': 'x', 'state': 'maybe'}, 'state must be'),
+])
+def test_bad_values_are_refused(arg, fragment):
+    with pytest.raises(_render.RenderError) as exc:
+        _render.render([arg])
+    assert fragment in str(exc.value)
+
+
+def test_conflicting_duplicates_are_refused():
+    with pytest.raises(_render.RenderError):
+        _render.render([{'name': 'crashkernel', 'value': '1G'}, {'name': 'crashkernel', 'value': '2G'}])
+
+
+def test_isolation_derives_housekeeping():
+    args = _render.isolation_args('2-7', '0-7')
+    tokens = _render.render(args)['present']
+    assert tokens == ['nohz_full=2-7', 'rcu_nocbs=2-7', 'isolcpus=domain,managed_irq,2-7', 'irqaffinity=0-1']
+    with pytest.raises(_render.RenderError):
+        _render.isolation_args('0-7', '0-7')
+
+
+def test_app_kernel_line():
+    partition = {'name': 'p1', 'control_structure': '0x1417d9000', 'memory': {'size': 1 << 30, 'start': 0x100000000}}
+    tokens = filters.cmdline_app_kernel(partition, console='ttyS1,115200', root='/dev/nvme0n1p1',
+                                        ip={'address': '192.0.2.10/24', 'gateway': '192.0.2.1',
+                                            'hostname': 'p1', 'iface': 'eth0'},
+                                        extra=[{'name': 'nohz', 'value': 'on'}])
+    assert tokens == ['parker=0x1417d9000', 'memmap=exactmap', 'memmap=1G@0x100000000', 'console=ttyS1,115200',
+                      'root=/dev/nvme0n1p1', 'ip=192.0.2.10::192.0.2.1:255.255.255.0:p1:eth0:off', 'nohz=on']
+
+
+def test_lint_names_knob_and_both_values():
+    boot = ['mitigations=auto', 'intel_iommu=on', 'quiet']
+    findings = _render.lint(boot, {'p1': ['mitigations=off', 'intel_iommu=on'], 'p2': ['tsc=reliable']})
+    assert {'knob': 'mitigations', 'key': 'mitigations', 'boot': 'auto', 'partition': 'p1',
+            'application': 'off'} in findings
+    assert any(f['partition'] == 'p2' and f['key'] == 'tsc' for f in findings)
+    assert not any(f['partition'] == 'p1' and f['key'] == 'intel_iommu' for f in findings)
+    with pytest.raises(_render.RenderError) as exc:
+        filters.cmdline_lint(boot, {'p1': ['mitigations=off']}, strict=True)
+    assert 'mitigations is auto on the Boot Kernel and off on p1' in str(exc.value)
+
+
+def test_grub_escape():
+    assert _render.grub_escape('memmap=64M$0x30000000') == 'memmap=64M\\\\\\$0x30000000'
