@@ -205,6 +205,22 @@ class Transaction:
             json.dump(data, handle, indent=1, sort_keys=True)
         os.rename(tmp, path)
 
+    def write_file(self, rel, text, undo_text=None, mode=0o644):
+        """Atomically replace a regular file; undo restores ``undo_text`` or removes it."""
+        self.actions.append('write file %s' % rel)
+        if self.check_mode:
+            return
+        path = self.io.path(rel)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        tmp = path + '.parker-kernel.tmp'
+        with open(tmp, 'w') as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+        self._undo.append(('file', rel, undo_text))
+
     def rollback(self):
         """Undo completed operations in reverse order; return what could not be undone."""
         failures = []
@@ -213,11 +229,24 @@ class Transaction:
             try:
                 if step[0] == 'write':
                     self._write_now(step[1], step[2])
+                elif step[0] == 'file':
+                    self._restore_file(step[1], step[2])
                 else:
                     self._run_now(step[1])
             except ApplyError as exc:
                 failures.append(str(exc))
         return failures
+
+    def _restore_file(self, rel, text):
+        path = self.io.path(rel)
+        try:
+            if text is None:
+                os.remove(path)
+            else:
+                with open(path, 'w') as handle:
+                    handle.write(text)
+        except OSError as exc:
+            raise ApplyError('restore %s' % rel, exc.errno, exc.strerror)
 
     @property
     def changed(self):
