@@ -35,10 +35,12 @@ def collections_path():
     return top
 
 
-def ansible_env():
+def ansible_env(state_dir=None):
+    state_dir = state_dir or STATE_DIR
     env = dict(os.environ)
     env.update({
-        'ANSIBLE_CONFIG': os.path.join(STATE_DIR, 'ansible.cfg'),
+        'PARKER_FLEET_DIR': state_dir,
+        'ANSIBLE_CONFIG': os.path.join(state_dir, 'ansible.cfg'),
         'ANSIBLE_COLLECTIONS_PATH': collections_path(),
         'ANSIBLE_FORCE_COLOR': '0',
         'ANSIBLE_NOCOLOR': '1',
@@ -47,16 +49,17 @@ def ansible_env():
     return env
 
 
-def run_playbook(name, *args, timeout=1800):
-    """Run tests/fleet/playbooks/NAME against the fleet; return (rc, output, seconds)."""
+def run_playbook(name, *args, timeout=1800, state_dir=None):
+    """Run tests/fleet/playbooks/NAME against a fleet; return (rc, output, seconds)."""
+    state_dir = state_dir or STATE_DIR
     venv_bin = os.path.join(REPO, '.venv', 'bin')
     command = os.path.join(venv_bin, 'ansible-playbook')
     if not os.path.exists(command):
         command = 'ansible-playbook'
-    inventory = os.path.join(STATE_DIR, 'inventory.yml')
+    inventory = os.path.join(state_dir, 'inventory.yml')
     argv = [command, '-i', inventory, os.path.join(PLAYBOOKS, name)] + list(args)
     started = time.time()
-    proc = subprocess.run(argv, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(argv, env=ansible_env(state_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=timeout, check=False)
     seconds = time.time() - started
     record_timing(name, seconds, proc.returncode)
