@@ -115,7 +115,9 @@ def run_boot_cmdline(params, io, txn):
         result = _persist_grubby(io, txn, present, drop)
     missing = [t for t in present if t not in running]
     lingering = [t for t in running if t in drop or (token_key(t) in drop and t not in present)]
-    result.update(bootloader=kind, tokens=present, removed=drop, running_missing=missing,
+    # In check mode nothing reached the bootloader unless it was already there.
+    persisted = not (txn.check_mode and result['changed'])
+    result.update(bootloader=kind, tokens=present, removed=drop, running_missing=missing, persisted=persisted,
                   running_unwanted=lingering, reboot_required=bool(missing or lingering))
     return result
 

@@ -88,6 +88,13 @@ reboot_required:
   description: True when the running kernel's C(/proc/cmdline) lacks a persisted token or still has a removed one.
   returned: success
   type: bool
+persisted:
+  description:
+    - True when the bootloader now holds the line. False only in check mode with a pending change, so a
+      caller never reboots for a change that was not written (task-level C(check_mode) does not show in
+      C(ansible_check_mode)).
+  returned: success
+  type: bool
 running_missing:
   description: Persisted tokens the running kernel does not have.
   returned: success

@@ -50,7 +50,7 @@ def test_apply_replaces_owned_keys_and_keeps_everything_else(host, run, grub):
                                 'memmap=64M$0x30000000', 'quiet']
     result = run(run_boot_cmdline, params(present=['crashkernel=256M', 'memmap=32M$0x20000000', 'parker_test=1'],
                                           absent=['quiet']), commands=commands(grub))
-    assert result['changed'] and result['bootloader'] == 'grub'
+    assert result['changed'] and result['bootloader'] == 'grub' and result['persisted'] is True
     tokens = cfg_tokens(host)
     assert 'crashkernel=256M' in tokens and 'crashkernel=128M' not in tokens
     assert 'memmap=64M$0x30000000' in tokens and 'memmap=32M$0x20000000' in tokens
@@ -76,6 +76,7 @@ def test_check_mode_leaves_every_file_identical(host, run, grub):
     assert result['changed'] and 'parker-kernel.cfg' in result['diff']['after_header']
     assert 'crashkernel=256M' in result['diff']['after'] and result['diff']['before'] == '\n'
     assert grub['calls'] == [] and snapshot(host.root) == before
+    assert result['persisted'] is False
 
 
 @pytest.mark.parametrize('present,fragment', [
