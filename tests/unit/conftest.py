@@ -62,6 +62,23 @@ def sim(host, monkeypatch):
 
 
 @pytest.fixture
+def fail_write(sim, monkeypatch):
+    """fail_write(suffix, value, errno) makes writes of ``value`` to paths ending in ``suffix`` fail."""
+    from ansible_collections.parker.kernel.plugins.module_utils import _hostio
+    import os
+    inner = _hostio.Transaction._write_now
+    rules = []
+
+    def write(txn, rel, value):
+        for suffix, wanted, code in rules:
+            if rel.endswith(suffix) and (wanted is None or str(value) == wanted):
+                raise _hostio.ApplyError('write %s to %s' % (value, rel), code, os.strerror(code))
+        return inner(txn, rel, value)
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', write)
+    return lambda suffix, value, code: rules.append((suffix, value, code))
+
+
+@pytest.fixture
 def run(host, sim):
     from ansible_collections.parker.kernel.plugins.module_utils._common import execute
 

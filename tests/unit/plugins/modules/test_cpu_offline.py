@@ -74,16 +74,9 @@ def test_force_skips_housekeeping_but_not_boot_cpu(host, run):
     assert run(run_cpu_offline, params(cpus='0', force=True))['failed']
 
 
-def test_failure_part_way_rolls_back(host, run, monkeypatch):
+def test_failure_part_way_rolls_back(host, run, fail_write):
     import errno
-    from ansible_collections.parker.kernel.plugins.module_utils import _hostio
-    real_write = _hostio.Transaction._write_now
-
-    def failing_write(self, rel, value):
-        if rel.endswith('cpu5/online') and value == '0':
-            raise _hostio.ApplyError('write 0 to ' + rel, errno.EIO, 'Input/output error')
-        return real_write(self, rel, value)
-    monkeypatch.setattr(_hostio.Transaction, '_write_now', failing_write)
+    fail_write('cpu5/online', '0', errno.EIO)
     result = run(run_cpu_offline, params(cpus='4-5'))
     assert result['failed'] and result['errno_name'] == 'EIO'
     assert 'rolled back every earlier change' in result['msg']

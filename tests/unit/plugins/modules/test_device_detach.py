@@ -94,16 +94,9 @@ def test_missing_driver_is_refused_before_writes(host, run):
     assert snapshot(host.root) == before
 
 
-def test_failure_part_way_rolls_back(host, run, monkeypatch):
+def test_failure_part_way_rolls_back(host, run, fail_write):
     import errno
-    from ansible_collections.parker.kernel.plugins.module_utils import _hostio
-    inner = _hostio.Transaction._write_now
-
-    def failing(self, rel, value):
-        if rel.endswith('0000:00:04.0/driver/unbind'):
-            raise _hostio.ApplyError('write', errno.ENODEV, 'No such device')
-        return inner(self, rel, value)
-    monkeypatch.setattr(_hostio.Transaction, '_write_now', failing)
+    fail_write('0000:00:04.0/driver/unbind', None, errno.ENODEV)
     result = run(run_device_detach, params(devices=['0000:00:03.0', '0000:00:04.0']))
     assert result['failed'] and result['errno_name'] == 'ENODEV'
     assert driver(host, '0000:00:03.0') == 'virtio-pci' and override(host, '0000:00:03.0') == '(null)'

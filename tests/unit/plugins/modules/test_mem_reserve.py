@@ -60,16 +60,9 @@ def test_refusals_write_nothing(host, run, kw, fragment):
     assert snapshot(host.root) == before
 
 
-def test_busy_block_is_retried_then_rolled_back(host, run, monkeypatch):
+def test_busy_block_is_retried_then_rolled_back(host, run, fail_write):
     import errno
-    from ansible_collections.parker.kernel.plugins.module_utils import _hostio
-    real_write = _hostio.Transaction._write_now
-
-    def busy(self, rel, value):
-        if rel.endswith('memory33/state') and value == 'offline':
-            raise _hostio.ApplyError('write offline to ' + rel, errno.EBUSY, 'Device or resource busy')
-        return real_write(self, rel, value)
-    monkeypatch.setattr(_hostio.Transaction, '_write_now', busy)
+    fail_write('memory33/state', 'offline', errno.EBUSY)
     result = run(run_mem_reserve, params(blocks='32-33', busy_timeout=1))
     assert result['failed'] and result['errno_name'] == 'EBUSY'
     assert state(host, 32) == 'online'
