@@ -169,5 +169,5 @@ def _verify(io, txn, loaded_key, expected):
     if txn.check_mode:
         return
     if _facts.kexec_facts(io)[loaded_key] != expected:
-        raise ApplyError('verify /sys/kernel/kexec_%s' % loaded_key.replace('crash_', 'crash_'), None,
+        raise ApplyError('verify /sys/kernel/kexec_%s' % loaded_key, None,
                          'kexec reported success but the kernel says %s=%d' % (loaded_key, not expected))
