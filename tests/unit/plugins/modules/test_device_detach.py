@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from conftest import snapshot
+from unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._pci import run_device_detach
 
 
