@@ -191,35 +191,30 @@ class Transaction:
         """Run a read-only command; it runs in check mode too. Returns (rc, out, err)."""
         return self.runner(argv)
 
-    def save_json(self, rel, data):
-        """Atomically replace a collection state file (under /run or /var/lib)."""
-        self.actions.append('save state %s' % rel)
-        if self.check_mode:
-            return
+    def _replace_file(self, rel, text, mode, dir_mode):
+        """Write ``text`` beside ``rel`` and rename it into place, so readers never see half a file."""
         path = self.io.path(rel)
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.rename(tmp, path)
-
-    def write_file(self, rel, text, undo_text=None, mode=0o644):
-        """Atomically replace a regular file; undo restores ``undo_text`` or removes it."""
-        self.actions.append('write file %s' % rel)
-        if self.check_mode:
-            return
-        path = self.io.path(rel)
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
+            os.makedirs(directory, dir_mode)
         tmp = path + '.parker-kernel.tmp'
         with open(tmp, 'w') as handle:
             handle.write(text)
         os.chmod(tmp, mode)
         os.rename(tmp, path)
-        self._undo.append(('file', rel, undo_text))
+
+    def save_json(self, rel, data):
+        """Replace a collection state file (under /run); state files carry no undo."""
+        self.actions.append('save state %s' % rel)
+        if not self.check_mode:
+            self._replace_file(rel, json.dumps(data, indent=1, sort_keys=True), 0o600, 0o700)
+
+    def write_file(self, rel, text, undo_text=None, mode=0o644):
+        """Replace a regular file; undo restores ``undo_text`` or removes it."""
+        self.actions.append('write file %s' % rel)
+        if not self.check_mode:
+            self._replace_file(rel, text, mode, 0o755)
+            self._undo.append(('file', rel, undo_text))
 
     def rollback(self):
         """Undo completed operations in reverse order; return what could not be undone."""
