@@ -21,6 +21,7 @@ __metaclass__ = type
 import errno
 import json
 import os
+import threading
 import time
 
 
@@ -187,6 +188,55 @@ class Transaction:
             self._undo.append(('run', undo))
         return out
 
+    def mkdir(self, rel):
+        """Create a directory (a Parker partition); undo removes it again."""
+        self.actions.append('mkdir %s' % rel)
+        if self.check_mode:
+            return
+        try:
+            os.mkdir(self.io.path(rel))
+        except OSError as exc:
+            raise ApplyError('mkdir %s' % rel, exc.errno, exc.strerror)
+        self._undo.append(('rmdir', rel))
+
+    def rmdir(self, rel):
+        self.actions.append('rmdir %s' % rel)
+        if not self.check_mode:
+            self._rmdir_now(rel)
+
+    def _rmdir_now(self, rel):
+        try:
+            os.rmdir(self.io.path(rel))
+        except OSError as exc:
+            raise ApplyError('rmdir %s' % rel, exc.errno, exc.strerror)
+
+    def write_blocking(self, rel, value, timeout):
+        """A write the kernel may block on (Parker's online): give up waiting after ``timeout`` seconds.
+
+        The writer thread cannot be cancelled; a kernel that never returns keeps
+        it (and its locks) until the host is rebooted, so the failure says so.
+        """
+        self.actions.append('write %s <- %s (wait up to %ds)' % (rel, value, timeout))
+        if self.check_mode:
+            return
+        outcome = {}
+
+        def writer():
+            try:
+                self._write_now(rel, value)
+                outcome['ok'] = True
+            except ApplyError as exc:
+                outcome['error'] = exc
+        thread = threading.Thread(target=writer, name='parker-blocking-write')
+        thread.daemon = True
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
+                             'still blocked after %d s; the kernel may hold its lock until reboot' % timeout)
+        if 'error' in outcome:
+            raise outcome['error']
+
     def probe(self, argv):
         """Run a read-only command; it runs in check mode too. Returns (rc, out, err)."""
         return self.runner(argv)
@@ -226,6 +276,8 @@ class Transaction:
                     self._write_now(step[1], step[2])
                 elif step[0] == 'file':
                     self._restore_file(step[1], step[2])
+                elif step[0] == 'rmdir':
+                    self._rmdir_now(step[1])
                 else:
                     self._run_now(step[1])
             except ApplyError as exc:

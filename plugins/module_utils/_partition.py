@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module util is PRIVATE to the parker.kernel collection.
+# It can have breaking changes at any time.
+
+"""The Parker partition lifecycle (parker-interface.md §2.3-§2.8), for parker.kernel.partition.
+
+Order the RFC imposes: mkdir, cpus (the kernel offlines them), memory (needs
+cpus), bind (the device must still be bound to its host driver), then a normal
+kexec load placed inside the partition's memory, then a write to online that
+blocks until the Application Kernel reports itself up. There is no host-side
+stop; rmdir only after the Application Kernel shut itself down. The sharp
+edges, handled here: a rewritten or malformed cpus leaks CPUs (so a live
+partition's resources are never rewritten), one kexec slot (starts are
+serialised under a host lock and the slot is cleared afterwards), and a
+partition is single-use.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import fcntl
+import os
+import re
+import time
+
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, SizeError
+from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
+from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
+from ansible_collections.parker.kernel.plugins.module_utils._render import app_kernel_tokens, RenderError
+from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _pci
+
+PARTITION_STATE = _facts.STATE_DIR + '/partitions.json'
+LOCK_FILE = _facts.STATE_DIR + '/partition.lock'
+MAX_CPUS, MAX_DEVICES = 512, 256
+_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+
+
+def _find(parker, name):
+    return next((p for p in parker['partitions'] if p['name'] == name), None)
+
+
+def _request(params, cpu_facts, pci, saved):
+    """Parse and resolve the requested resources (pure)."""
+    try:
+        cpus = parse_cpus(params['cpus'], max(parse_cpus(cpu_facts['possible'])))
+    except (CpulistError, ValueError) as exc:
+        raise Refused('cpus: %s' % exc)
+    try:
+        memory = memparse(params['memory'])
+    except SizeError as exc:
+        raise Refused('memory: %s' % exc)
+    devices = _pci.resolve_devices(params['devices'] or [], pci['devices'], saved) if params['devices'] else []
+    return cpus, memory, devices
+
+
+def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices):
+    """Validate a new partition, or compare an existing one. Returns the plan dict (pure)."""
+    name = params['name']
+    if not _NAME.match(name):
+        raise Refused('partition name %r: use letters, digits, "_", "." and "-"' % name)
+    if not parker['present']:
+        raise Refused('no Parker kernfs at %s: the Boot Kernel needs CONFIG_PARKER and parker_cma= on its command '
+                      'line (see parker.kernel.mem_reserve mode=boot)' % parker['root'])
+    cpus, memory, devices = _request(params, cpu_facts, pci, {})
+    existing = _find(parker, name)
+    if existing is not None:
+        held = (parse_cpus(existing['cpus']) if existing['cpus'] else set(),
+                (existing['memory'] or {}).get('size'), sorted(existing['devices']))
+        if held == (cpus, memory, devices):
+            return {'create': False, 'cpus': cpus, 'memory': memory, 'devices': devices, 'existing': existing}
+        if not params['replace'] or existing['online']:
+            raise Refused('partition %s exists with cpus=%s memory=%s devices=%s; the request asks cpus=%s memory=%s '
+                          'devices=%s. A live partition is never rewritten (a cpus rewrite leaks CPUs in the RFC); '
+                          '%s' % (name, existing['cpus'] or '-', format_size(held[1] or 0), ','.join(held[2]) or '-',
+                                  format_cpulist(cpus), format_size(memory), ','.join(devices) or '-',
+                                  'its Application Kernel is running: power it off from inside first'
+                                  if existing['online'] else 'set replace: true to remove and recreate it'))
+    problems = []
+    if not cpus:
+        problems.append('cpus: the list is empty')
+    if len(cpus) > MAX_CPUS or len(devices) > MAX_DEVICES:
+        problems.append('Parker allows at most %d CPUs and %d PCI devices per partition' % (MAX_CPUS, MAX_DEVICES))
+    if memory <= 0:
+        problems.append('memory: must be more than 0')
+    own_cpus = parse_cpus(existing['cpus']) if existing and existing['cpus'] else set()
+    own_devices = set(existing['devices']) if existing else set()
+    taken = sorted((cpus & claimed_cpus) - own_cpus)
+    if taken:
+        problems.append('CPUs %s already belong to another partition (the kernel answers EINVAL)' % format_cpulist(taken))
+    offline = sorted(c['id'] for c in cpu_facts['list'] if c['id'] in cpus and not c['online'] and c['id'] not in own_cpus)
+    if offline:
+        problems.append('CPUs %s are offline in the Boot Kernel; Parker takes online CPUs and offlines them itself'
+                        % format_cpulist(offline))
+    # The same guards as cpu_offline: present, not the boot CPU, housekeeping, SMT.
+    try:
+        _cpu.plan_cpu_change(cpu_facts, claimed_cpus, {'cpus': sorted(cpus - own_cpus) or sorted(cpus),
+                                                       'state': 'offline', 'force': params['force'],
+                                                       'allow_smt_split': params['allow_smt_split'],
+                                                       'min_housekeeping_cores': params['min_housekeeping_cores']})
+    except Refused as exc:
+        problems.extend(exc.details.get('problems') or [exc.msg])
+    by_address = dict((d['address'], d) for d in pci['devices'])
+    for bdf in devices:
+        dev = by_address[bdf]
+        if bdf in claimed_devices and bdf not in own_devices:
+            problems.append('%s is already claimed by another partition' % bdf)
+        elif not dev['driver']:
+            problems.append('%s has no host driver; Parker bind needs the device bound to its host driver (EBUSY '
+                            'otherwise): reattach it with parker.kernel.device_detach state=attached' % bdf)
+        if not params['force']:
+            for flag, what in (('ssh', 'the SSH connection'), ('default_route', 'the default route'),
+                               ('root_fs', 'the root filesystem')):
+                if dev[flag]:
+                    problems.append('%s carries %s; giving it to a partition cuts this host off' % (bdf, what))
+    refuse_all(problems)
+    return {'create': True, 'replace': existing is not None, 'cpus': cpus, 'memory': memory, 'devices': devices,
+            'existing': existing}
+
+
+def _lock(io, txn):
+    """Serialise partition operations on this host (one kexec slot, one global Parker mutex)."""
+    if txn.check_mode:
+        return None
+    path = io.path(LOCK_FILE)
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), 0o700)
+    handle = open(path, 'a')
+    deadline = time.time() + 600
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except (IOError, OSError):
+            if time.time() > deadline:
+                raise Refused('another parker.kernel partition operation holds %s' % LOCK_FILE)
+            time.sleep(1)
+
+
+def _write_memory(io, txn, base, size, retries):
+    """memory can fail with ENOMEM while the host uses CMA pages: free caches, compact, retry (§2.8)."""
+    for attempt in range(retries + 1):
+        try:
+            txn.write(base + '/memory', format_size(size))
+            return
+        except ApplyError as exc:
+            if exc.errno != errno.ENOMEM or attempt == retries:
+                raise
+            txn.actions.pop()
+            txn.run(['sync'])
+            txn.write('/proc/sys/vm/drop_caches', '3')
+            txn.write('/proc/sys/vm/compact_memory', '1')
+            time.sleep(1)
+
+
+def run_partition(params, io, txn):
+    root = params['parker_root']
+    parker = _facts.parker_facts(io, root)
+    name = params['name']
+    existing = _find(parker, name) if parker['present'] else None
+    saved = io.load_json(PARTITION_STATE, {})
+    base = '%s/%s' % (root, name)
+
+    if params['state'] == 'absent':
+        return _absent(params, io, txn, existing, saved, base)
+
+    cpu_facts = _facts.cpu_facts(io)
+    pci = _facts.pci_facts(io)
+    claimed_cpus, claimed_devices = _facts.parker_claims(io, root)
+    plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices)
+    if params['state'] == 'started':
+        if not params['kernel']:
+            raise Refused('state=started needs kernel (and usually initrd)')
+        if existing and existing['online']:
+            return _report(name, existing, changed=False, started=True)
+        if existing and saved.get(name, {}).get('started') and not plan.get('replace'):
+            raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
+                          'started again' % name)
+    lock = _lock(io, txn)
+    try:
+        if plan['create']:
+            if plan['replace']:
+                txn.rmdir(base)
+            txn.mkdir(base)
+            txn.write(base + '/cpus', format_cpulist(plan['cpus']))
+            _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
+            for bdf in plan['devices']:
+                txn.write(base + '/bind', bdf)
+        current = _facts.parker_facts(io, root) if not txn.check_mode else parker
+        part = _find(current, name) if not txn.check_mode else None
+        if not txn.check_mode:
+            _verify_present(part, plan)
+        started = False
+        if params['state'] == 'started':
+            started = _start(params, io, txn, base, part, plan)
+            if not txn.check_mode:
+                part = _find(_facts.parker_facts(io, root), name)
+        record = dict(saved)
+        record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
+                        'started': started or saved.get(name, {}).get('started', False) and not plan['create']}
+        if record != saved:
+            txn.save_json(PARTITION_STATE, record)
+    finally:
+        if lock is not None:
+            lock.close()
+    result = _report(name, part or {'cpus': format_cpulist(plan['cpus']), 'memory': None,
+                                    'devices': plan['devices'], 'online': started}, changed=txn.changed,
+                     started=started)
+    result['diff'] = diff_of('%s (%s)' % (base, params['state']),
+                             _describe(plan['existing']), _describe(part) if part else 'would create: cpus=%s memory=%s '
+                             'devices=%s' % (format_cpulist(plan['cpus']), format_size(plan['memory']),
+                                             ','.join(plan['devices']) or '-'))
+    return result
+
+
+def _verify_present(part, plan):
+    if part is None:
+        raise ApplyError('verify partition', None, 'the partition directory is missing after mkdir')
+    problems = []
+    if (parse_cpus(part['cpus']) if part['cpus'] else set()) != plan['cpus']:
+        problems.append('cpus reads %r' % part['cpus'])
+    if not part['memory'] or part['memory']['size'] != plan['memory']:
+        problems.append('memory reads %r' % (part['memory'],))
+    if sorted(part['devices']) != sorted(plan['devices']):
+        problems.append('devices/ lists %s' % ', '.join(part['devices']))
+    if problems:
+        raise ApplyError('verify partition', None, '; '.join(problems))
+
+
+def _start(params, io, txn, base, part, plan):
+    """Load the Application Kernel inside the partition's memory, write online, clear the slot."""
+    if txn.check_mode:
+        control, start = '0x0', 0
+    else:
+        control, start = part['control_structure'], part['memory']['start']
+    try:
+        tokens = app_kernel_tokens(control, plan['memory'], start, console=params['console'], root=params['root'],
+                                   ip=params['ip'], extra=[_token_arg(t) for t in params['cmdline'] or []])
+    except RenderError as exc:
+        raise Refused('Application Kernel command line: %s' % exc)
+    kexec_params = {'kernel': params['kernel'], 'initrd': params['initrd'], 'cmdline': ' '.join(tokens),
+                    'reuse_cmdline': False, 'cmdline_add': None, 'cmdline_remove': None, 'state': 'loaded',
+                    'type': 'normal', 'mem_min': '0x%x' % start, 'mem_max': '0x%x' % (start + plan['memory'] - 1),
+                    'method': 'legacy'}
+    if not txn.check_mode:
+        _kexec.run_kexec_load(kexec_params, io, txn)
+    else:
+        txn.actions.append('kexec -l %s --mem-min/--mem-max inside the partition (cmdline %s)'
+                           % (params['kernel'], ' '.join(tokens)))
+    try:
+        txn.write_blocking(base + '/online', '1', params['start_timeout'])
+    finally:
+        # One slot: an image left there would kexec the host on its next `systemctl kexec`.
+        if txn.check_mode:
+            txn.actions.append('kexec -u')
+        else:
+            _kexec.run_kexec_load(dict(kexec_params, state='unloaded'), io, txn)
+    if not txn.check_mode and io.read(base + '/online') != '1':
+        raise ApplyError('verify %s/online' % base, None, 'the write returned but online reads %r'
+                         % io.read(base + '/online'))
+    return True
+
+
+def _token_arg(token):
+    name, sep, value = token.partition('=')
+    return {'name': name, 'value': value} if sep else {'name': name}
+
+
+def _absent(params, io, txn, existing, saved, base):
+    if existing is None:
+        return {'changed': False, 'name': params['name'], 'returned': None,
+                'diff': diff_of(base, 'absent', 'absent')}
+    if existing['online']:
+        raise Refused('partition %s runs an Application Kernel and Parker has no host-side stop: power it off from '
+                      'inside (it clears online), then run again' % params['name'])
+    lock = _lock(io, txn)
+    try:
+        txn.rmdir(base)
+        if not txn.check_mode:
+            cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
+            back = _facts.cpu_state(io)['online']
+            missing = sorted(cpus - back)
+            if missing:
+                raise ApplyError('verify rmdir', None, 'CPUs %s did not come back online' % format_cpulist(missing))
+        record = dict(saved)
+        record.pop(params['name'], None)
+        if record != saved:
+            txn.save_json(PARTITION_STATE, record)
+    finally:
+        if lock is not None:
+            lock.close()
+    return {'changed': True, 'name': params['name'],
+            'returned': {'cpus': existing['cpus'], 'memory': existing['memory'], 'devices': existing['devices']},
+            'diff': diff_of(base, _describe(existing), 'absent')}
+
+
+def _describe(part):
+    if not part:
+        return 'absent'
+    memory = part.get('memory') or {}
+    return 'cpus=%s memory=%s devices=%s online=%s' % (
+        part.get('cpus') or '-', '%s@0x%x' % (format_size(memory['size']), memory['start']) if memory else '-',
+        ','.join(part.get('devices') or []) or '-', part.get('online'))
+
+
+def _report(name, part, changed, started):
+    memory = part.get('memory') or {}
+    return {'changed': changed, 'name': name, 'cpus': part.get('cpus'), 'devices': part.get('devices'),
+            'memory': memory or None, 'memmap': '%s@0x%x' % (format_size(memory['size']), memory['start'])
+            if memory else None, 'control_structure': part.get('control_structure'), 'online': bool(part.get('online')),
+            'started': started}

@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) parker.kernel contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: partition
+short_description: Create, start and remove a Parker partition
+version_added: 0.1.0
+description:
+  - Drives the Parker kernfs (C(/sys/fs/parker) by default) in the order the RFC requires. O(state=present)
+    creates the partition and gives it CPUs (the kernel offlines them), memory from the C(parker_cma=) area (an
+    C(ENOMEM) is retried after dropping caches and compacting, as a real Boot Kernel needed) and PCI devices
+    (bound to their host drivers, as Parker's C(bind) requires).
+  - O(state=started) also loads the Application Kernel with a normal kexec load placed inside the partition's
+    memory, with C(parker=<control page> memmap=exactmap memmap=SIZE@BASE) and the given tokens on its command
+    line, writes C(online) with a timeout, and clears the host's kexec slot afterwards. Starts are serialised
+    under a host lock.
+  - O(state=absent) removes a partition whose Application Kernel has shut itself down, which returns its CPUs,
+    memory and devices to the Boot Kernel. Parker has no host-side stop, so a running partition is refused.
+  - Everything is validated before the first write. An existing partition's resources are never rewritten (a
+    C(cpus) rewrite leaks CPUs in the RFC); a different request is refused unless O(replace=true) and the
+    partition is not running. If a step fails, the partition is removed again, which returns what it held.
+author:
+  - parker.kernel maintainers (@parker-kernel)
+extends_documentation_fragment:
+  - parker.kernel.attributes
+  - parker.kernel.attributes.SAFETY
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  name:
+    description: The partition's directory name under O(parker_root).
+    type: str
+    required: true
+  state:
+    description: V(present) holds the resources, V(started) also boots the Application Kernel, V(absent) removes it.
+    type: str
+    choices: [present, started, absent]
+    default: present
+  cpus:
+    description: The partition's CPUs as a cpulist. Required unless O(state=absent).
+    type: raw
+  memory:
+    description: The partition's memory, such as V(4G). Required unless O(state=absent).
+    type: str
+  devices:
+    description: PCI addresses or selectors (see M(parker.kernel.device_detach)) handed to the partition.
+    type: list
+    elements: str
+    default: []
+  kernel:
+    description: The Application Kernel image on the host. Required with O(state=started).
+    type: path
+  initrd:
+    description: Its initrd.
+    type: path
+  console:
+    description: The Application Kernel's C(console=) value.
+    type: str
+  root:
+    description: The Application Kernel's C(root=) value.
+    type: str
+  ip:
+    description: The Application Kernel's C(ip=) value, for example from the C(parker.kernel.cmdline_ip) filter.
+    type: str
+  cmdline:
+    description: Further Application Kernel tokens (tuning). C(parker=) and C(memmap=) are set by the partition.
+    type: list
+    elements: str
+    default: []
+  start_timeout:
+    description: Seconds to wait for the Application Kernel to report itself online.
+    type: int
+    default: 300
+  replace:
+    description: Remove and recreate an existing, not running partition whose resources differ from the request.
+    type: bool
+    default: false
+  memory_retries:
+    description: How many times to retry an C(ENOMEM) from C(memory) after freeing caches and compacting.
+    type: int
+    default: 3
+  min_housekeeping_cores:
+    description: Whole cores that must stay online in the Boot Kernel.
+    type: int
+    default: 1
+  allow_smt_split:
+    description: Allow a partition that takes some threads of a core but not all.
+    type: bool
+    default: false
+notes:
+  - A start that times out leaves the writer blocked in the kernel, which holds Parker's global mutex until the
+    host reboots; the failure says so.
+'''
+
+EXAMPLES = r'''
+- name: Hold resources for partition p1
+  parker.kernel.partition:
+    name: p1
+    cpus: 8-15
+    memory: 4G
+    devices: [net=ens2f1]
+
+- name: Boot its Application Kernel
+  parker.kernel.partition:
+    name: p1
+    state: started
+    cpus: 8-15
+    memory: 4G
+    devices: [net=ens2f1]
+    kernel: /boot/vmlinuz-parker
+    initrd: /boot/initrd-p1
+    console: ttyS1,115200
+    ip: "{{ {'address': '192.0.2.10/24', 'gateway': '192.0.2.1', 'iface': 'eth0'} | parker.kernel.cmdline_ip }}"
+
+- name: Hand everything back after the Application Kernel powered itself off
+  parker.kernel.partition:
+    name: p1
+    state: absent
+'''
+
+RETURN = r'''
+name:
+  description: The partition.
+  returned: always
+  type: str
+cpus:
+  description: The CPUs the partition holds.
+  returned: unless state is absent
+  type: str
+  sample: 8-15
+memory:
+  description: The memory the partition holds, C(size) and C(start) in bytes.
+  returned: unless state is absent
+  type: dict
+memmap:
+  description: The same memory as the Application Kernel's C(memmap=) value.
+  returned: unless state is absent
+  type: str
+  sample: 4G@0x100000000
+devices:
+  description: The PCI devices the partition holds.
+  returned: unless state is absent
+  type: list
+  elements: str
+control_structure:
+  description: Physical address of the control page (the Application Kernel's C(parker=) value).
+  returned: unless state is absent
+  type: str
+online:
+  description: Whether the Application Kernel reports itself online.
+  returned: unless state is absent
+  type: bool
+returned:
+  description: What O(state=absent) handed back to the Boot Kernel.
+  returned: when state is absent
+  type: dict
+actions:
+  description: The writes and commands performed, or that would be in check mode.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.parker.kernel.plugins.module_utils._common import execute
+from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            state=dict(type='str', choices=['present', 'started', 'absent'], default='present'),
+            cpus=dict(type='raw'),
+            memory=dict(type='str'),
+            devices=dict(type='list', elements='str', default=[]),
+            kernel=dict(type='path'),
+            initrd=dict(type='path'),
+            console=dict(type='str'),
+            root=dict(type='str'),
+            ip=dict(type='str'),
+            cmdline=dict(type='list', elements='str', default=[]),
+            start_timeout=dict(type='int', default=300),
+            replace=dict(type='bool', default=False),
+            memory_retries=dict(type='int', default=3),
+            min_housekeeping_cores=dict(type='int', default=1),
+            allow_smt_split=dict(type='bool', default=False),
+            force=dict(type='bool', default=False),
+            parker_root=dict(type='path', default='/sys/fs/parker'),
+        ),
+        required_if=[('state', 'present', ['cpus', 'memory']), ('state', 'started', ['cpus', 'memory', 'kernel'])],
+        supports_check_mode=True,
+    )
+    execute(module, run_partition)
+
+
+if __name__ == '__main__':
+    main()

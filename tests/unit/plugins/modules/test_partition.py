@@ -1,0 +1,136 @@
+"""parker.kernel.partition against a fake Parker kernfs whose writes have the RFC's host effects."""
+import os
+import shutil
+
+import pytest
+
+from unit_helpers import snapshot
+from ansible_collections.parker.kernel.plugins.module_utils import _hostio
+from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition
+
+ROOT = '/sys/fs/parker'
+
+
+def params(**kw):
+    base = dict(name='p1', state='present', cpus='2-3', memory='256M', devices=['block=vdb'], kernel=None,
+                initrd=None, console=None, root=None, ip=None, cmdline=[], start_timeout=5, replace=False,
+                memory_retries=1, min_housekeeping_cores=1, allow_smt_split=False, force=False, parker_root=ROOT)
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+def kernfs(host, sim, monkeypatch):
+    """mkdir, cpus, memory, bind, online and rmdir behave as §2.3 says, on the fake host."""
+    os.makedirs(host.path(ROOT))
+    inner_write = _hostio.Transaction._write_now
+
+    def mkdir(txn, rel):
+        txn.actions.append('mkdir %s' % rel)
+        if txn.check_mode:
+            return
+        os.makedirs(host.path(rel + '/devices'))
+        for name, value in (('id', '1'), ('control_structure', '0x1417d9000'), ('cpus', ''), ('online', '0')):
+            host.write(rel + '/' + name, value)
+        txn._undo.append(('rmdir', rel))
+
+    def write(txn, rel, value):
+        if rel.startswith(ROOT + '/'):
+            base, attr = rel.rsplit('/', 1)
+            if attr == 'cpus':
+                for cpu in value.split('-'):
+                    host.write('/sys/devices/system/cpu/cpu%s/online' % cpu, '0')
+                host.sync_cpu_online()
+            elif attr == 'memory':
+                host.write(rel, '%d@0x100000000' % (256 << 20))
+                return
+            elif attr == 'bind':
+                os.makedirs(host.path(base + '/devices/' + value))
+                return
+        inner_write(txn, rel, value)
+
+    def rmdir(txn, rel):
+        cpus = host.read(rel + '/cpus')
+        for cpu in range(int(cpus.split('-')[0]), int(cpus.split('-')[-1]) + 1) if cpus else []:
+            host.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '1')
+        host.sync_cpu_online()
+        shutil.rmtree(host.path(rel))
+    monkeypatch.setattr(_hostio.Transaction, 'mkdir', mkdir)
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', write)
+    monkeypatch.setattr(_hostio.Transaction, '_rmdir_now', rmdir)
+    monkeypatch.setenv('SSH_CONNECTION', '10.0.2.2 50000 10.0.2.15 22')
+    return host
+
+
+def test_present_then_repeat_then_absent(kernfs, run):
+    result = run(run_partition, params())
+    assert result['changed'] and result['cpus'] == '2-3' and result['memmap'] == '256M@0x100000000'
+    assert result['devices'] == ['0000:00:03.0']
+    assert kernfs.read('/sys/devices/system/cpu/online') == '0-1,4-7'
+    again = run(run_partition, params())
+    assert again['changed'] is False and again['actions'] == []
+    gone = run(run_partition, params(state='absent'))
+    assert gone['changed'] and gone['returned']['cpus'] == '2-3'
+    assert kernfs.read('/sys/devices/system/cpu/online') == '0-7'
+    assert not os.path.exists(kernfs.path(ROOT + '/p1'))
+
+
+def test_check_mode_writes_nothing(kernfs, run):
+    before = snapshot(kernfs.root)
+    result = run(run_partition, params(), check_mode=True)
+    assert result['changed'] and 'would create' in result['diff']['after']
+    assert snapshot(kernfs.root) == before
+
+
+def test_live_partition_is_never_rewritten(kernfs, run):
+    run(run_partition, params())
+    result = run(run_partition, params(cpus='4-5'))
+    assert result['failed'] and 'never rewritten' in result['msg'] and 'replace: true' in result['msg']
+    assert kernfs.read(ROOT + '/p1/cpus') == '2-3'
+    replaced = run(run_partition, params(cpus='4-5', replace=True))
+    assert replaced['changed'] and kernfs.read(ROOT + '/p1/cpus') == '4-5'
+    assert kernfs.read('/sys/devices/system/cpu/online') == '0-3,6-7'
+
+
+@pytest.mark.parametrize('kw,fragment', [
+    (dict(cpus='0-1'), 'boot CPU'),
+    (dict(cpus='2-x'), 'malformed'),
+    (dict(memory='lots'), 'malformed size'),
+    (dict(devices=['net=eth0']), 'SSH connection'),
+    (dict(name='../etc'), 'partition name'),
+    (dict(state='started'), 'needs kernel'),
+])
+def test_refusals_write_nothing(kernfs, run, kw, fragment):
+    before = snapshot(kernfs.root)
+    result = run(run_partition, params(**kw))
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert snapshot(kernfs.root) == before
+
+
+def test_cpus_of_another_partition_and_unbound_devices_are_refused(kernfs, run):
+    run(run_partition, params(name='p0', cpus='4-5', devices=[]))
+    os.remove(kernfs.path('/sys/bus/pci/devices/0000:00:03.0/driver'))
+    result = run(run_partition, params(cpus='4-7'))
+    assert result['failed'] and 'another partition' in result['msg'] and 'no host driver' in result['msg']
+
+
+def test_no_kernfs_is_refused(host, run):
+    result = run(run_partition, params())
+    assert result['failed'] and 'no Parker kernfs' in result['msg']
+
+
+def test_started_loads_inside_the_partition_and_clears_the_slot(kernfs, run):
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+    result = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64', console='ttyS1'),
+                 commands={('/usr/sbin/kexec',): kexec})
+    load = [argv for argv in result['_ran'] if '-l' in argv][0]
+    assert '--mem-min=0x100000000' in load and '--mem-max=0x10fffffff' in load
+    assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1' in load
+    assert result['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
+    assert result['online'] is True and result['started'] is True
+    refused = run(run_partition, params(state='absent'))
+    assert refused['failed'] and 'no host-side stop' in refused['msg']
