@@ -69,16 +69,25 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices):
                       'line (see parker.kernel.mem_reserve mode=boot)' % parker['root'])
     cpus, memory, devices = _request(params, cpu_facts, pci, {})
     existing = _find(parker, name)
+    resume = None
     if existing is not None:
-        held = (parse_cpus(existing['cpus']) if existing['cpus'] else set(),
-                (existing['memory'] or {}).get('size'), sorted(existing['devices']))
-        if held == (cpus, memory, devices):
-            return {'create': False, 'cpus': cpus, 'memory': memory, 'devices': devices, 'existing': existing}
-        if not params['replace'] or existing['online']:
+        held_cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
+        held_memory = (existing['memory'] or {}).get('size')
+        held_devices = sorted(existing['devices'])
+        if (held_cpus, held_memory, held_devices) == (cpus, memory, devices):
+            return {'create': False, 'resume': None, 'cpus': cpus, 'memory': memory, 'devices': devices,
+                    'existing': existing}
+        # A run killed part-way leaves a prefix of mkdir, cpus, memory, bind: finish it, rewriting nothing.
+        if not existing['online'] and held_cpus in (set(), cpus) and held_memory in (None, memory) \
+                and set(held_devices) <= set(devices):
+            resume = {'cpus': not held_cpus, 'memory': held_memory is None,
+                      'devices': [d for d in devices if d not in held_devices]}
+        elif not params['replace'] or existing['online']:
             raise Refused('partition %s exists with cpus=%s memory=%s devices=%s; the request asks cpus=%s memory=%s '
                           'devices=%s. A live partition is never rewritten (a cpus rewrite leaks CPUs in the RFC); '
-                          '%s' % (name, existing['cpus'] or '-', format_size(held[1] or 0), ','.join(held[2]) or '-',
-                                  format_cpulist(cpus), format_size(memory), ','.join(devices) or '-',
+                          '%s' % (name, existing['cpus'] or '-', format_size(held_memory or 0),
+                                  ','.join(held_devices) or '-', format_cpulist(cpus), format_size(memory),
+                                  ','.join(devices) or '-',
                                   'its Application Kernel is running: power it off from inside first'
                                   if existing['online'] else 'set replace: true to remove and recreate it'))
     problems = []
@@ -119,8 +128,8 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices):
                 if dev[flag]:
                     problems.append('%s carries %s; giving it to a partition cuts this host off' % (bdf, what))
     refuse_all(problems)
-    return {'create': True, 'replace': existing is not None, 'cpus': cpus, 'memory': memory, 'devices': devices,
-            'existing': existing}
+    return {'create': resume is None, 'resume': resume, 'replace': existing is not None and resume is None,
+            'cpus': cpus, 'memory': memory, 'devices': devices, 'existing': existing}
 
 
 def _lock(io, txn):
@@ -178,7 +187,7 @@ def run_partition(params, io, txn):
             raise Refused('state=started needs kernel (and usually initrd)')
         if existing and existing['online']:
             return _report(name, existing, changed=False, started=True)
-        if existing and saved.get(name, {}).get('started') and not plan.get('replace'):
+        if existing and saved.get(name, {}).get('started') and not plan['replace']:
             raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
                           'started again' % name)
     lock = _lock(io, txn)
@@ -190,6 +199,13 @@ def run_partition(params, io, txn):
             txn.write(base + '/cpus', format_cpulist(plan['cpus']))
             _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
             for bdf in plan['devices']:
+                txn.write(base + '/bind', bdf)
+        elif plan['resume']:
+            if plan['resume']['cpus']:
+                txn.write(base + '/cpus', format_cpulist(plan['cpus']))
+            if plan['resume']['memory']:
+                _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
+            for bdf in plan['resume']['devices']:
                 txn.write(base + '/bind', bdf)
         current = _facts.parker_facts(io, root) if not txn.check_mode else parker
         part = _find(current, name) if not txn.check_mode else None

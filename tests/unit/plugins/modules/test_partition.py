@@ -134,3 +134,17 @@ def test_started_loads_inside_the_partition_and_clears_the_slot(kernfs, run):
     assert result['online'] is True and result['started'] is True
     refused = run(run_partition, params(state='absent'))
     assert refused['failed'] and 'no host-side stop' in refused['msg']
+
+
+def test_a_run_killed_part_way_converges(kernfs, run):
+    # Killed after mkdir and cpus: memory and the device are still missing.
+    os.makedirs(kernfs.path(ROOT + '/p1/devices'))
+    for name, value in (('id', '1'), ('control_structure', '0x1417d9000'), ('cpus', '2-3'), ('online', '0')):
+        kernfs.write(ROOT + '/p1/' + name, value)
+    for cpu in (2, 3):
+        kernfs.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '0')
+    kernfs.sync_cpu_online()
+    result = run(run_partition, params())
+    assert result['changed'] and result['memmap'] == '256M@0x100000000' and result['devices'] == ['0000:00:03.0']
+    assert not any(a.endswith('/cpus <- 2-3') for a in result['actions'])
+    assert run(run_partition, params())['changed'] is False
