@@ -1,0 +1,1 @@
+"""Test emulation of the Parker kernfs (see model.py and parkerfs.py)."""

@@ -1,0 +1,648 @@
+"""State machine of ByteDance's Parker kernfs (/sys/fs/parker), RFC v1, for tests.
+
+Emulated (parker-interface.md sections 2.2-2.8): partitions made by mkdir under the
+root, the files id, control_structure, cpus, memory, bind, unbind and online, the
+devices/ subdirectory, rmdir, the errno of every refusal, the blocking start under
+the global parker_mutex, the single-use partition, and three hazards seen on a real
+Boot Kernel: a malformed or rewritten ``cpus`` leaks CPUs that stay offline in the
+host, the host may online a partition CPU behind Parker's back, and the host
+driver symlink of a bound device stays in place (FakeBackend only).
+
+Not emulated: the CMA area and its 1 GiB granularity (a Backend allocates memory),
+the control page contents (APIC IDs, PCI ids), INIT/SIPI and machine_kexec (an
+"instance simulator" calls instance_online()/instance_shutdown() instead), the
+mount itself (single mount, EBUSY on a second one), and the NULL dereference when
+the host unbinds a claimed device (FakeBackend.host_unbind() only records it).
+
+This module is pure: no I/O of its own. Host effects go through a Backend:
+FakeBackend keeps them in memory, SysfsBackend performs what a stock kernel can
+do under a sysfs root (CPU and memory-block hotplug, PCI unbind and re-probe).
+Standalone on purpose: it runs inside a guest without the collection installed.
+"""
+
+import errno
+import os
+import re
+import threading
+
+PARKER_MAX_CPUS = 512
+PARKER_MAX_PCI_DEVICES = 256
+# The real spin loop has no timeout. The emulator gives up after this many seconds,
+# returns ETIMEDOUT to the writer and stays "wedged" (see ParkerKernfs.start).
+ONLINE_WAIT_CAP = 600.0
+PAGE_SIZE = 4096
+# First fake control-page address; the value a real Boot Kernel showed (section 2.8).
+CONTROL_PAGE_BASE = 0x1417d9000
+PARTITION_FILES = ('bind', 'control_structure', 'cpus', 'id', 'memory', 'online', 'unbind')
+
+_SUFFIX = {'': 0, 'K': 10, 'M': 20, 'G': 30, 'T': 40, 'P': 50, 'E': 60}
+_MEMPARSE = re.compile(r'^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([KkMmGgTtPpEe]?)$')
+_GROUP = re.compile(r'^(\d+|N)(?:-(\d+|N))?(?::(\d+)/(\d+))?$')
+_BDF = re.compile(r'^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\.([0-7])$')
+
+
+def oserror(code, what):
+    return OSError(code, '%s: %s' % (os.strerror(code), what))
+
+
+def parse_cpulist(text, nbits):
+    """bitmap_parselist(): return a set of CPUs or raise ValueError (malformed) / OverflowError (>= nbits)."""
+    text = text.strip()
+    cpus = set()
+    if not text:
+        return cpus
+    for group in text.split(','):
+        group = group.strip()
+        if group == 'all' or group.startswith('all:'):
+            group = '0-N' + group[3:]
+        match = _GROUP.match(group)
+        if not match:
+            raise ValueError('malformed cpulist group %r' % group)
+        start, end, used, size = match.groups()
+        start = nbits - 1 if start == 'N' else int(start)
+        end = start if end is None else (nbits - 1 if end == 'N' else int(end))
+        if end < start:
+            raise ValueError('range %r runs backwards' % group)
+        if used is not None and match.group(2) is None:
+            raise ValueError('a stride needs a range: %r' % group)
+        used, size = (1, 1) if used is None else (int(used), int(size))
+        if size == 0 or used > size:
+            raise ValueError('bad stride in %r' % group)
+        if end >= nbits:
+            raise OverflowError('CPU %d beyond nr_cpu_ids %d' % (end, nbits))
+        for base in range(start, end + 1, size):
+            cpus.update(range(base, min(base + used, end + 1)))
+    return cpus
+
+
+def format_cpulist(cpus):
+    """%*pbl: ascending ranges, e.g. 2-3,8."""
+    out, run = [], []
+    for cpu in sorted(cpus):
+        if run and cpu == run[-1] + 1:
+            run.append(cpu)
+            continue
+        if run:
+            out.append('%d-%d' % (run[0], run[-1]) if len(run) > 1 else '%d' % run[0])
+        run = [cpu]
+    if run:
+        out.append('%d-%d' % (run[0], run[-1]) if len(run) > 1 else '%d' % run[0])
+    return ','.join(out)
+
+
+def memparse(text):
+    """memparse() followed by the RFC's check that only a newline may follow."""
+    body = text[:-1] if text.endswith('\n') else text
+    match = _MEMPARSE.fullmatch(body)
+    if not match:
+        raise ValueError('malformed size %r' % text)
+    return int(match.group(1), 0) << _SUFFIX[match.group(2).upper()]
+
+
+def parse_bdf(text):
+    body = text.strip()
+    match = _BDF.fullmatch(body)
+    if not match:
+        raise ValueError('malformed PCI name %r' % text)
+    return body.lower()
+
+
+class Backend:
+    """Host-side effects of the Parker kernfs. Methods raise OSError on failure."""
+
+    def nr_cpu_ids(self):
+        raise NotImplementedError
+
+    def cpu_is_online(self, cpu):
+        raise NotImplementedError
+
+    def cpu_offline(self, cpu):
+        """remove_cpu()."""
+        raise NotImplementedError
+
+    def cpu_online(self, cpu):
+        """add_cpu()."""
+        raise NotImplementedError
+
+    def cpu_node(self, cpu):
+        raise NotImplementedError
+
+    def mem_alloc(self, node, size):
+        """cma_alloc() from the node's area: return the physical base or raise ENOMEM."""
+        raise NotImplementedError
+
+    def mem_release(self, base, size):
+        """cma_release()."""
+        raise NotImplementedError
+
+    def pci_exists(self, bdf):
+        raise NotImplementedError
+
+    def pci_enabled(self, bdf):
+        """True while a host driver uses the device (pci_is_enabled())."""
+        raise NotImplementedError
+
+    def pci_detach(self, bdf):
+        """pci_bus_type.remove(): stop the host driver, keep the device in the PCI tree."""
+        raise NotImplementedError
+
+    def pci_reprobe(self, bdf):
+        """pci_bus_type.probe(): let host drivers take the device again."""
+        raise NotImplementedError
+
+    def kexec_loaded(self):
+        raise NotImplementedError
+
+
+class FakeBackend(Backend):
+    """In-memory host for unit tests.
+
+    cpus: {cpu: node}; blocks: {node: [(base, size), ...]} free memory areas;
+    devices: {bdf: driver or None}. CPU 0 cannot be offlined (x86 since 2023).
+    """
+
+    def __init__(self, cpus=None, areas=None, devices=None, kexec_loaded=True):
+        self.nodes = dict(cpus if cpus is not None else {c: c // 4 for c in range(8)})
+        self.online = set(self.nodes)
+        areas = areas or {0: [(0x100000000, 1 << 30)], 1: [(0x140000000, 1 << 30)]}
+        self.areas = {node: list(spans) for node, spans in areas.items()}
+        self.allocated = {}
+        devices = devices if devices is not None else {'0000:00:03.0': 'virtio-pci', '0000:00:05.0': 'virtio-pci',
+                                                       '0000:00:00.0': None}
+        self.drivers = dict(devices)
+        self.detached = set()
+        self.loaded = kexec_loaded
+        self.log = []
+        self.oopses = []
+
+    def nr_cpu_ids(self):
+        return max(self.nodes) + 1
+
+    def cpu_is_online(self, cpu):
+        return cpu in self.online
+
+    def cpu_offline(self, cpu):
+        if cpu == 0:
+            raise oserror(errno.EPERM, 'CPU 0 cannot be offlined')
+        self.online.discard(cpu)
+        self.log.append(('offline', cpu))
+
+    def cpu_online(self, cpu):
+        self.online.add(cpu)
+        self.log.append(('online', cpu))
+
+    def cpu_node(self, cpu):
+        return self.nodes[cpu]
+
+    def mem_alloc(self, node, size):
+        spans = self.areas.get(node, [])
+        for index, (base, length) in enumerate(spans):
+            if length >= size:
+                spans[index] = (base + size, length - size)
+                self.allocated[base] = (node, size)
+                self.log.append(('alloc', node, base, size))
+                return base
+        raise oserror(errno.ENOMEM, 'no %d bytes on node %d' % (size, node))
+
+    def mem_release(self, base, size):
+        node, length = self.allocated.pop(base)
+        merged = []
+        for start, span in sorted(self.areas[node] + [(base, length)]):
+            if merged and merged[-1][0] + merged[-1][1] == start:
+                merged[-1] = (merged[-1][0], merged[-1][1] + span)
+            elif span:
+                merged.append((start, span))
+        self.areas[node] = merged
+        self.log.append(('release', base, size))
+
+    def pci_exists(self, bdf):
+        return bdf in self.drivers
+
+    def pci_enabled(self, bdf):
+        return self.drivers.get(bdf) is not None and bdf not in self.detached
+
+    def pci_detach(self, bdf):
+        # Faithful to section 2.8: the driver symlink (self.drivers) stays in place.
+        self.detached.add(bdf)
+        self.log.append(('detach', bdf))
+
+    def pci_reprobe(self, bdf):
+        self.detached.discard(bdf)
+        self.log.append(('reprobe', bdf))
+
+    def kexec_loaded(self):
+        return self.loaded
+
+    def host_unbind(self, bdf):
+        """The host writes bdf to driver/unbind. On a claimed device a real Boot Kernel oopsed."""
+        if bdf in self.detached:
+            self.oopses.append('BUG: kernel NULL pointer dereference in pci_device_remove (%s)' % bdf)
+            raise oserror(errno.EIO, 'host unbind of a Parker-claimed device crashes the Boot Kernel')
+        self.drivers[bdf] = None
+
+
+class SysfsBackend(Backend):
+    """Host effects a stock kernel can perform, through the sysfs under ``root``.
+
+    Memory: offlines a contiguous run of online Movable memory blocks of the node
+    (rounded up to the block size) and reports the lowest block's base; release
+    onlines them with online_movable. PCI: a real driver/unbind (unlike Parker, the
+    driver symlink goes away), re-probe through drivers_probe or the remembered driver.
+    """
+
+    def __init__(self, root='/'):
+        self.root = root
+        self.taken = {}
+        self.remembered = {}
+
+    def path(self, rel):
+        return os.path.join(self.root, rel.lstrip('/'))
+
+    def read(self, rel):
+        with open(self.path(rel), encoding='ascii') as handle:
+            return handle.read().strip()
+
+    def write(self, rel, value):
+        with open(self.path(rel), 'w', encoding='ascii') as handle:
+            handle.write(value)
+
+    def nr_cpu_ids(self):
+        return max(parse_cpulist(self.read('/sys/devices/system/cpu/possible'), 1 << 16)) + 1
+
+    def cpu_is_online(self, cpu):
+        rel = '/sys/devices/system/cpu/cpu%d/online' % cpu
+        if not os.path.exists(self.path(rel)):
+            return os.path.isdir(self.path('/sys/devices/system/cpu/cpu%d' % cpu))
+        return self.read(rel) == '1'
+
+    def cpu_offline(self, cpu):
+        self.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '0')
+
+    def cpu_online(self, cpu):
+        self.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '1')
+
+    def cpu_node(self, cpu):
+        base = '/sys/devices/system/node'
+        for name in sorted(os.listdir(self.path(base))):
+            if name.startswith('node') and name[4:].isdigit():
+                if cpu in parse_cpulist(self.read('%s/%s/cpulist' % (base, name)), 1 << 16):
+                    return int(name[4:])
+        return 0
+
+    def _movable_online_blocks(self, node):
+        rel = '/sys/devices/system/node/node%d' % node
+        blocks = []
+        for name in os.listdir(self.path(rel)):
+            if not (name.startswith('memory') and name[6:].isdigit()):
+                continue
+            block = '/sys/devices/system/memory/' + name
+            try:
+                state = self.read(block + '/state')
+                zones = self.read(block + '/valid_zones')
+            except OSError:
+                continue
+            if state.startswith('online') and 'Movable' in zones.split():
+                blocks.append(int(name[6:]))
+        return sorted(blocks)
+
+    def mem_alloc(self, node, size):
+        block_size = int(self.read('/sys/devices/system/memory/block_size_bytes'), 16)
+        count = -(-size // block_size)
+        blocks = self._movable_online_blocks(node)
+        run = None
+        for start in range(len(blocks) - count + 1):
+            window = blocks[start:start + count]
+            if window[-1] - window[0] == count - 1:
+                run = window
+                break
+        if run is None:
+            raise oserror(errno.ENOMEM, 'no %d contiguous online Movable blocks on node %d' % (count, node))
+        done = []
+        for block in run:
+            try:
+                self.write('/sys/devices/system/memory/memory%d/state' % block, 'offline')
+            except OSError as exc:
+                for back in done:
+                    self.write('/sys/devices/system/memory/memory%d/state' % back, 'online_movable')
+                raise oserror(errno.ENOMEM, 'offlining memory%d failed: %s' % (block, exc)) from exc
+            done.append(block)
+        base = run[0] * block_size
+        self.taken[base] = run
+        return base
+
+    def mem_release(self, base, size):
+        for block in self.taken.pop(base, []):
+            self.write('/sys/devices/system/memory/memory%d/state' % block, 'online_movable')
+
+    def pci_exists(self, bdf):
+        return os.path.isdir(self.path('/sys/bus/pci/devices/' + bdf))
+
+    def pci_enabled(self, bdf):
+        return os.path.lexists(self.path('/sys/bus/pci/devices/%s/driver' % bdf))
+
+    def pci_detach(self, bdf):
+        link = self.path('/sys/bus/pci/devices/%s/driver' % bdf)
+        self.remembered[bdf] = os.path.basename(os.readlink(link))
+        self.write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
+
+    def pci_reprobe(self, bdf):
+        try:
+            self.write('/sys/bus/pci/drivers_probe', bdf)
+        except OSError:
+            pass
+        driver = self.remembered.pop(bdf, None)
+        if driver and not self.pci_enabled(bdf):
+            try:
+                self.write('/sys/bus/pci/drivers/%s/bind' % driver, bdf)
+            except OSError:
+                pass
+
+    def kexec_loaded(self):
+        try:
+            return self.read('/sys/kernel/kexec_loaded') == '1'
+        except OSError:
+            return False
+
+
+class Partition:
+    def __init__(self, name, ident, control):
+        self.name = name
+        self.id = ident
+        self.control = control
+        self.cpus = set()
+        self.memory = None  # (base, size)
+        self.devices = set()
+        self.online = False
+        self.started = False
+
+
+class ParkerKernfs:
+    """The Parker kernfs tree and its rules. Thread-safe.
+
+    ``on_start(name)`` is called (with parker_mutex held, before blocking) when a
+    start succeeds; an instance simulator then calls instance_online(name) from
+    another thread. Reads never take parker_mutex, so they work while a start blocks.
+    """
+
+    def __init__(self, backend, on_start=None, online_wait_cap=ONLINE_WAIT_CAP):
+        self.backend = backend
+        self.on_start = on_start
+        self.online_wait_cap = online_wait_cap
+        self.partitions = {}
+        self.wedged = None
+        self._mutex = threading.Lock()      # parker_mutex
+        self._state = threading.Condition()  # guards the data; "online" waits on it
+        self._next_control = CONTROL_PAGE_BASE
+
+    # -- locking ------------------------------------------------------------
+    def _lock(self):
+        if self.wedged:
+            raise oserror(errno.EDEADLK, 'parker_mutex is held by the start of %r that never came online '
+                          '(a real kernel blocks here forever)' % self.wedged)
+        if not self._mutex.acquire(timeout=self.online_wait_cap):  # pylint: disable=consider-using-with
+            raise oserror(errno.ETIMEDOUT, 'parker_mutex')
+
+    def _get(self, name):
+        part = self.partitions.get(name)
+        if part is None:
+            raise oserror(errno.ENOENT, name)
+        return part
+
+    # -- directories ----------------------------------------------------------
+    def names(self):
+        with self._state:
+            return sorted(self.partitions)
+
+    def mkdir(self, name, parent=''):
+        if parent:
+            raise oserror(errno.EPERM, 'partitions exist only directly under the root')
+        if '\n' in name:
+            raise oserror(errno.EINVAL, 'partition name contains a newline')
+        if '/' in name or name in ('', '.', '..'):
+            raise oserror(errno.EINVAL, name)
+        if len(name.encode()) > 255:
+            raise oserror(errno.ENAMETOOLONG, name)
+        self._lock()
+        try:
+            with self._state:
+                if name in self.partitions:
+                    raise oserror(errno.EEXIST, name)
+                control = self._next_control
+                self._next_control += PAGE_SIZE
+                self.partitions[name] = Partition(name, len(self.partitions) + 1, control)
+        finally:
+            self._mutex.release()
+
+    def rmdir(self, name):
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                if part.online:
+                    raise oserror(errno.EBUSY, '%s: the application kernel reports itself online' % name)
+                del self.partitions[name]
+            for cpu in sorted(part.cpus):
+                try:
+                    self.backend.cpu_online(cpu)
+                except OSError:
+                    pass  # add_cpu() errors are not checked
+            if part.memory:
+                self.backend.mem_release(*part.memory)
+            for bdf in sorted(part.devices):
+                self.backend.pci_reprobe(bdf)
+        finally:
+            self._mutex.release()
+
+    def devices(self, name):
+        with self._state:
+            return sorted(self._get(name).devices)
+
+    # -- reads ------------------------------------------------------------------
+    def read(self, name, leaf):
+        with self._state:
+            part = self._get(name)
+            if leaf == 'id':
+                return '%u\n' % part.id
+            if leaf == 'control_structure':
+                return '0x%x\n' % part.control
+            if leaf == 'cpus':
+                return format_cpulist(part.cpus) + '\n'
+            if leaf == 'memory':
+                if not part.memory:
+                    raise oserror(errno.EINVAL, '%s: no memory allocated' % name)
+                return '%d@0x%x\n' % (part.memory[1], part.memory[0])
+            if leaf == 'online':
+                return '%d\n' % int(part.online)
+            if leaf in ('bind', 'unbind'):
+                raise oserror(errno.EACCES, '%s is write-only' % leaf)
+        raise oserror(errno.ENOENT, leaf)
+
+    # -- writes -----------------------------------------------------------------
+    def write(self, name, leaf, data):
+        if isinstance(data, bytes):
+            data = data.decode('utf-8', 'replace')
+        handler = {'cpus': self.write_cpus, 'memory': self.write_memory, 'bind': self.bind,
+                   'unbind': self.unbind, 'online': self.start}.get(leaf)
+        if handler is None:
+            with self._state:
+                self._get(name)
+            raise oserror(errno.EACCES if leaf in PARTITION_FILES else errno.ENOENT, leaf)
+        return handler(name, data)
+
+    def write_cpus(self, name, data):
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                try:
+                    wanted = parse_cpulist(data, self.backend.nr_cpu_ids())
+                except (ValueError, OverflowError) as exc:
+                    # Hazard (section 2.8): the mask is cleared before the parse error is
+                    # seen. CPUs already offlined stay offline and belong to nobody.
+                    part.cpus = set()
+                    raise oserror(errno.EINVAL, 'cpus: %s' % exc) from exc
+                if len(wanted) > PARKER_MAX_CPUS:
+                    raise oserror(errno.EINVAL, 'more than PARKER_MAX_CPUS=%d CPUs' % PARKER_MAX_CPUS)
+                for other in self.partitions.values():
+                    owned = wanted & other.cpus
+                    if owned:
+                        raise oserror(errno.EINVAL, 'CPU(s) %s already owned by %s' % (format_cpulist(owned), other.name))
+                # A rewrite replaces the set; the old CPUs stay offline (leak, section 5.3).
+                part.cpus = wanted
+            for cpu in sorted(wanted):
+                if self.backend.cpu_is_online(cpu):
+                    try:
+                        self.backend.cpu_offline(cpu)
+                    except OSError:
+                        pass  # remove_cpu() errors are ignored: writing "0" succeeded on a real kernel
+        finally:
+            self._mutex.release()
+        return len(data)
+
+    def write_memory(self, name, data):
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                try:
+                    size = memparse(data)
+                except ValueError as exc:
+                    raise oserror(errno.EINVAL, str(exc)) from exc
+                if size == 0:
+                    raise oserror(errno.EINVAL, 'memory: size 0')
+                if not part.cpus:
+                    raise oserror(errno.EINVAL, 'memory: write cpus first (the node comes from the first CPU)')
+                node = self.backend.cpu_node(min(part.cpus))
+                old = part.memory
+            if old:
+                try:
+                    self.backend.mem_release(*old)
+                except OSError as exc:
+                    raise oserror(errno.EBUSY, 'releasing the old allocation failed') from exc
+                with self._state:
+                    part.memory = None
+            try:
+                base = self.backend.mem_alloc(node, size)
+            except OSError as exc:
+                raise oserror(errno.ENOMEM, 'memory: %d bytes on node %d: %s' % (size, node, exc)) from exc
+            with self._state:
+                part.memory = (base, size)
+        finally:
+            self._mutex.release()
+        return len(data)
+
+    def bind(self, name, data):
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                try:
+                    bdf = parse_bdf(data)
+                except ValueError as exc:
+                    raise oserror(errno.EINVAL, str(exc)) from exc
+                if not self.backend.pci_exists(bdf):
+                    raise oserror(errno.ENODEV, bdf)
+                claimed = [p.name for p in self.partitions.values() if bdf in p.devices]
+                if claimed or not self.backend.pci_enabled(bdf):
+                    raise oserror(errno.EBUSY, '%s is not enabled, maybe owned by another kernel' % bdf)
+                if len(part.devices) >= PARKER_MAX_PCI_DEVICES:
+                    raise oserror(errno.ENOSPC, 'more than PARKER_MAX_PCI_DEVICES=%d' % PARKER_MAX_PCI_DEVICES)
+                self.backend.pci_detach(bdf)
+                part.devices.add(bdf)
+        finally:
+            self._mutex.release()
+        return len(data)
+
+    def unbind(self, name, data):
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                try:
+                    bdf = parse_bdf(data)
+                except ValueError as exc:
+                    raise oserror(errno.EINVAL, str(exc)) from exc
+                if not self.backend.pci_exists(bdf):
+                    raise oserror(errno.ENODEV, bdf)
+                if bdf not in part.devices:
+                    raise oserror(errno.EINVAL, '%s was not bound to %s' % (bdf, name))
+                self.backend.pci_reprobe(bdf)
+                part.devices.discard(bdf)
+        finally:
+            self._mutex.release()
+        return len(data)
+
+    def start(self, name, data=''):
+        """Write to ``online``: start the partition and block until the instance is online.
+
+        Refusals (emulator choices where the RFC is silent): EBUSY for a second start
+        (the partition is single-use, section 2.4), EINVAL with no CPUs (the RFC would
+        crash), EIO when the kexec slot is empty. Memory is not checked, as in the RFC.
+        After online_wait_cap seconds the writer gets ETIMEDOUT and parker_mutex stays
+        taken (every later mutating call gets EDEADLK) until the instance comes online.
+        """
+        self._lock()
+        try:
+            with self._state:
+                part = self._get(name)
+                if part.started:
+                    raise oserror(errno.EBUSY, '%s was already started; rmdir and recreate it' % name)
+                if not part.cpus:
+                    raise oserror(errno.EINVAL, '%s has no CPUs' % name)
+                if not self.backend.kexec_loaded():
+                    raise oserror(errno.EIO, 'nothing loaded in the kexec slot: machine_kexec has no image')
+                part.started = True
+            if self.on_start:
+                self.on_start(name)
+            with self._state:
+                if not self._state.wait_for(lambda: part.online, timeout=self.online_wait_cap):
+                    self.wedged = name
+                    raise oserror(errno.ETIMEDOUT, '%s did not come online within %ss' % (name, self.online_wait_cap))
+        finally:
+            self._mutex.release()
+        return len(data)
+
+    # -- hooks for the instance simulator ----------------------------------------------
+    def instance_online(self, name):
+        """The application kernel sets online=1 at the end of its PCI init."""
+        with self._state:
+            part = self._get(name)
+            if not part.started:
+                raise oserror(errno.EINVAL, '%s was never started' % name)
+            part.online = True
+            if self.wedged == name:
+                self.wedged = None
+            self._state.notify_all()
+
+    def instance_shutdown(self, name):
+        """The application kernel powers itself off and clears online."""
+        with self._state:
+            part = self._get(name)
+            part.online = False
+            self._state.notify_all()
+
+    def info(self, name):
+        with self._state:
+            part = self._get(name)
+            return {'started': part.started, 'online': part.online, 'cpus': sorted(part.cpus),
+                    'memory': part.memory, 'devices': sorted(part.devices)}
