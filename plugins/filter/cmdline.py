@@ -89,6 +89,12 @@ def cmdline_lint(boot_tokens, app_lines, strict=False):
     return findings
 
 
+def cmdline_lingering(running, present, absent):
+    """Running tokens a rendered line removes: exact absent tokens, or any value of a bare absent key."""
+    keys = set(a for a in absent if '=' not in a)
+    return [t for t in running if t not in present and (t in absent or t.split('=', 1)[0] in keys)]
+
+
 def cmdline_grub(tokens):
     """Tokens as they must be written inside GRUB_CMDLINE_LINUX="..." ('$' escaped)."""
     return [_render.grub_escape(token) for token in tokens]
@@ -99,4 +105,4 @@ class FilterModule(object):
     def filters(self):
         return dict((f.__name__, _wrap(f)) for f in (
             cmdline_merge, cmdline_render, cmdline_tokens, cmdline_reservations, cmdline_isolation,
-            cmdline_ip, cmdline_app_kernel, cmdline_lint, cmdline_grub))
+            cmdline_ip, cmdline_app_kernel, cmdline_lint, cmdline_lingering, cmdline_grub))

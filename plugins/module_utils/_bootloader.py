@@ -134,12 +134,14 @@ def _persist_grub(params, io, txn, present, drop):
     stale = cfg_tokens is None or any(t not in cfg_tokens for t in present) or \
         any(t in drop or (token_key(t) in drop and t not in present) for t in cfg_tokens)
     changed_file = current_text != wanted
+    update = next((p for p in ('/usr/sbin/update-grub', '/sbin/update-grub') if io.exists(p)), None)
+    if (changed_file or stale) and update is None:
+        raise Refused('update-grub is not installed; cannot regenerate %s' % cfg_path)
     if changed_file:
+        # Undo runs last-in first-out: restore the drop-in first, then regenerate grub.cfg from it.
+        txn.on_rollback([update])
         txn.write_file(path, wanted, undo_text=current_text)
     if changed_file or stale:
-        update = next((p for p in ('/usr/sbin/update-grub', '/sbin/update-grub') if io.exists(p)), None)
-        if update is None:
-            raise Refused('update-grub is not installed; cannot regenerate %s' % cfg_path)
         txn.run([update])
         if not txn.check_mode:
             after = grub_cfg_default_tokens(io.read(cfg_path, '') or '') or []

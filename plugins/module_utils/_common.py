@@ -60,11 +60,26 @@ def execute(module, operation, root='/'):
     transaction is rolled back before failing, with the kernel's errno.
     """
     io = HostIO(root)
-    txn = Transaction(io, check_mode=module.check_mode,
-                      runner=lambda argv: module.run_command(argv, environ_update={'LC_ALL': 'C', 'LANG': 'C'}))
+
+    def runner(argv):
+        # handle_exceptions=False: a missing executable must reach our rollback, not fail_json directly.
+        try:
+            return module.run_command(argv, environ_update={'LC_ALL': 'C', 'LANG': 'C'}, handle_exceptions=False)
+        except OSError as exc:
+            return 127, '', '%s: %s' % (argv[0], exc.strerror)
+    txn = Transaction(io, check_mode=module.check_mode, runner=runner)
     try:
-        result = operation(module.params, io, txn)
+        try:
+            result = operation(module.params, io, txn)
+        except OSError as exc:
+            raise ApplyError(getattr(exc, 'filename', None) or 'file operation', exc.errno, exc.strerror)
     except Refused as exc:
+        if txn.has_undo():
+            # A refusal after the first write is a bug in the plan's ordering; never leave the host half-changed.
+            failures = txn.rollback()
+            undone = 'every earlier change' if not failures else 'partly, FAILED for: ' + '; '.join(failures)
+            module.fail_json(msg='%s; rolled back %s' % (exc.msg, undone),
+                             changed=bool(failures), actions=txn.actions, rollback_failures=failures)
         module.fail_json(msg=exc.msg, changed=False, writes=0, **exc.details)
     except ApplyError as exc:
         failures = txn.rollback()

@@ -22,6 +22,11 @@ import re
 _GROUP = re.compile(r'^(?P<start>\d+|N)(?:-(?P<end>\d+|N))?(?::(?P<used>\d+)/(?P<group>\d+))?$')
 
 
+# Far above any kernel's NR_CPUS (8192 on x86) and any memory block id; checked before a range is
+# expanded, so "0-4000000000" is refused instead of exhausting the managed host's memory.
+MAX_ID = 1 << 22
+
+
 class CpulistError(ValueError):
     pass
 
@@ -59,6 +64,8 @@ def parse_cpulist(text, last_cpu=None):
         end = _bound(match.group('end'), last_cpu, text) if match.group('end') else start
         if end < start:
             raise CpulistError('range %r in %r runs backwards' % (raw, text))
+        if end > MAX_ID:
+            raise CpulistError('%r in %r is beyond any kernel\'s limit (%d)' % (raw, text, MAX_ID))
         used, size = 1, 1
         if match.group('used') is not None:
             if match.group('end') is None:

@@ -360,6 +360,19 @@ def _root_block_devices(io):
     return devices
 
 
+def _carriers(io, iface, seen=None):
+    """An interface and every interface below it: bond slaves, VLAN and macvlan lowers, bridge ports."""
+    seen = set() if seen is None else seen
+    if not iface or iface in seen:
+        return seen
+    seen.add(iface)
+    base = '/sys/class/net/' + iface
+    lowers = [n[6:] for n in io.listdir(base) if n.startswith('lower_')] + io.listdir(base + '/brif')
+    for lower in lowers:
+        _carriers(io, lower, seen)
+    return seen
+
+
 def pci_facts(io):
     default_ifaces = set(r['iface'] for r in _ipv4_routes(io) if r['dest'] == '0.0.0.0' and r['mask'] == '0.0.0.0')
     default_ifaces |= set(r['iface'] for r in _ipv6_routes(io) if r['prefix'] == 0 and int(r['dest'], 16) == 0)
@@ -375,6 +388,10 @@ def pci_facts(io):
         bdf = _bdf_in_path(io.realpath('/sys/block/' + disk))
         if bdf:
             block_of.setdefault(bdf, []).append(disk)
+    ssh_carriers = _carriers(io, ssh_iface)
+    route_carriers = set()
+    for iface in default_ifaces:
+        _carriers(io, iface, route_carriers)
     root_paths = _root_block_devices(io)
     root_bdfs = set(filter(None, (_bdf_in_path(p) for p in root_paths)))
 
@@ -394,8 +411,8 @@ def pci_facts(io):
             'iommu_group': io.link_name(base + '/iommu_group'),
             'net': nets,
             'block': block_of.get(bdf, []),
-            'default_route': bool(default_ifaces.intersection(nets)),
-            'ssh': ssh_iface in nets if ssh_iface else False,
+            'default_route': bool(route_carriers.intersection(nets)),
+            'ssh': bool(ssh_carriers.intersection(nets)),
             'root_fs': bdf in root_bdfs,
         })
     return {

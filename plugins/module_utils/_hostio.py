@@ -244,14 +244,17 @@ class Transaction:
     def _replace_file(self, rel, text, mode, dir_mode):
         """Write ``text`` beside ``rel`` and rename it into place, so readers never see half a file."""
         path = self.io.path(rel)
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, dir_mode)
-        tmp = path + '.parker-kernel.tmp'
-        with open(tmp, 'w') as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
+        try:
+            directory = os.path.dirname(path)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, dir_mode)
+            tmp = path + '.parker-kernel.tmp'
+            with open(tmp, 'w') as handle:
+                handle.write(text)
+            os.chmod(tmp, mode)
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise ApplyError('write %s' % rel, exc.errno, exc.strerror)
 
     def save_json(self, rel, data):
         """Replace a collection state file (under /run); state files carry no undo."""
@@ -294,6 +297,18 @@ class Transaction:
                     handle.write(text)
         except OSError as exc:
             raise ApplyError('restore %s' % rel, exc.errno, exc.strerror)
+
+    def on_rollback(self, argv):
+        """Register a command to run during rollback, after the undo steps registered later."""
+        if not self.check_mode:
+            self._undo.append(('run', argv))
+
+    def discard_undo(self):
+        """Forget the undo steps: used when undoing would do more harm than the failure."""
+        self._undo = []
+
+    def has_undo(self):
+        return bool(self._undo)
 
     @property
     def changed(self):

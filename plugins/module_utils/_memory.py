@@ -99,9 +99,11 @@ def select_blocks(params, mem, saved):
             # Already taken by an earlier run under this name: same blocks, no change.
             return set(previous['blocks']), 'size'
         if params['state'] == 'online':
-            if not previous:
-                raise Refused('no reservation named %r to return; give blocks or ranges instead' % params['name'])
-            return set(previous['blocks']), 'size'
+            # Nothing recorded under this name: it was already returned (or never taken).
+            return set(previous['blocks']) if previous else set(), 'size'
+        if previous and (previous.get('node') != node or len(previous.get('blocks', [])) != want):
+            raise Refused('reservation %r already holds blocks %s; return it (state=online) before taking a '
+                          'different size or node' % (params['name'], _ids(previous['blocks'])))
         candidates = [b for b in mem['blocks']
                       if (node is None or b['node'] == node) and b['state'] == 'online'
                       and 'Movable' in b['valid_zones'] and b['removable'] != 0]

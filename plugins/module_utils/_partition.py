@@ -190,6 +190,11 @@ def run_partition(params, io, txn):
         if existing and saved.get(name, {}).get('started') and not plan['replace']:
             raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
                           'started again' % name)
+    if params['state'] == 'started':
+        # Everything the start needs is checked now, before mkdir: command line, kernel files, kexec policy.
+        _app_line(params, '0x0', plan['memory'], 0)
+        _kexec.plan_load(_kexec_params(params, '', 0, plan['memory']), io, _facts.kexec_facts(io),
+                         next((p for p in _kexec.KEXEC_PATHS if io.exists(p)), None))
     lock = _lock(io, txn)
     try:
         if plan['create']:
@@ -248,38 +253,58 @@ def _verify_present(part, plan):
         raise ApplyError('verify partition', None, '; '.join(problems))
 
 
+def _app_line(params, control, size, start):
+    try:
+        return app_kernel_tokens(control, size, start, console=params['console'], root=params['root'],
+                                 ip=params['ip'], extra=[_token_arg(t) for t in params['cmdline'] or []])
+    except RenderError as exc:
+        raise Refused('Application Kernel command line: %s' % exc)
+
+
+def _kexec_params(params, cmdline, start, size):
+    return {'kernel': params['kernel'], 'initrd': params['initrd'], 'cmdline': cmdline, 'reuse_cmdline': False,
+            'cmdline_add': None, 'cmdline_remove': None, 'state': 'loaded', 'type': 'normal',
+            'mem_min': '0x%x' % start, 'mem_max': '0x%x' % (start + size - 1), 'method': 'legacy'}
+
+
 def _start(params, io, txn, base, part, plan):
     """Load the Application Kernel inside the partition's memory, write online, clear the slot."""
     if txn.check_mode:
         control, start = '0x0', 0
     else:
         control, start = part['control_structure'], part['memory']['start']
-    try:
-        tokens = app_kernel_tokens(control, plan['memory'], start, console=params['console'], root=params['root'],
-                                   ip=params['ip'], extra=[_token_arg(t) for t in params['cmdline'] or []])
-    except RenderError as exc:
-        raise Refused('Application Kernel command line: %s' % exc)
-    kexec_params = {'kernel': params['kernel'], 'initrd': params['initrd'], 'cmdline': ' '.join(tokens),
-                    'reuse_cmdline': False, 'cmdline_add': None, 'cmdline_remove': None, 'state': 'loaded',
-                    'type': 'normal', 'mem_min': '0x%x' % start, 'mem_max': '0x%x' % (start + plan['memory'] - 1),
-                    'method': 'legacy'}
-    if not txn.check_mode:
-        _kexec.run_kexec_load(kexec_params, io, txn)
+    tokens = _app_line(params, control, plan['memory'], start)
+    kexec_params = _kexec_params(params, ' '.join(tokens), start, plan['memory'])
+    if txn.check_mode:
+        txn.actions.append('kexec -l %s inside the partition (cmdline %s)' % (params['kernel'], ' '.join(tokens)))
     else:
-        txn.actions.append('kexec -l %s --mem-min/--mem-max inside the partition (cmdline %s)'
-                           % (params['kernel'], ' '.join(tokens)))
+        _kexec.run_kexec_load(kexec_params, io, txn)
     try:
         txn.write_blocking(base + '/online', '1', params['start_timeout'])
-    finally:
-        # One slot: an image left there would kexec the host on its next `systemctl kexec`.
-        if txn.check_mode:
-            txn.actions.append('kexec -u')
-        else:
-            _kexec.run_kexec_load(dict(kexec_params, state='unloaded'), io, txn)
+    except ApplyError as exc:
+        if exc.errno == errno.ETIMEDOUT:
+            # The writer still spins in the kernel holding parker_mutex, and the partition's CPUs may be running
+            # the image: undoing (rmdir, kexec -u) would hang or pull resources from under it.
+            txn.discard_undo()
+            raise ApplyError('start partition %s' % params['name'], errno.ETIMEDOUT,
+                             'the Application Kernel did not report online within %d s; the write is still blocked '
+                             'in the kernel holding Parker\'s mutex. Nothing was undone: check the Application '
+                             'Kernel\'s console, and reset the host to recover' % params['start_timeout'])
+        _unload(txn, kexec_params, io)
+        raise
+    # One slot: an image left there would kexec the host on its next `systemctl kexec`.
+    _unload(txn, kexec_params, io)
     if not txn.check_mode and io.read(base + '/online') != '1':
         raise ApplyError('verify %s/online' % base, None, 'the write returned but online reads %r'
                          % io.read(base + '/online'))
     return True
+
+
+def _unload(txn, kexec_params, io):
+    if txn.check_mode:
+        txn.actions.append('kexec -u')
+    else:
+        _kexec.run_kexec_load(dict(kexec_params, state='unloaded'), io, txn)
 
 
 def _token_arg(token):

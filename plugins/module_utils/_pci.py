@@ -81,6 +81,10 @@ def plan_devices(params, pci, claimed, saved):
             problems.append('%s is claimed by a Parker partition; the host must not touch its driver files '
                             '(that crashed a real Boot Kernel); use the partition\'s unbind' % bdf)
             continue
+        if detach and not force and pci['ssh_interface'] is None and (dev['class'] or '').startswith('0x02'):
+            problems.append('%s is a network device and the interface carrying this SSH session could not be '
+                            'determined (no SSH_CONNECTION, no session on port 22); set force=true if it is not '
+                            'the one Ansible uses' % bdf)
         if detach and not force:
             for flag, what in (('ssh', 'carries the current SSH connection'),
                                ('default_route', 'carries the default route'),
@@ -131,7 +135,8 @@ def apply_step(step, txn):
         else:
             # driver_override + drivers_probe binds exactly the named driver.
             txn.write(PCI_BUS + '/drivers_probe', bdf, undo=('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf))
-    elif new is None and step['override'] is None and not old:
+    elif new is None and step['override'] is None:
+        # Attach with no recorded original driver: let the kernel pick, then verify something bound.
         txn.write(PCI_BUS + '/drivers_probe', bdf)
 
 
@@ -166,8 +171,10 @@ def run_device_detach(params, io, txn):
 
     if not txn.check_mode and steps:
         after = dict((d['address'], d) for d in _facts.pci_facts(io)['devices'])
+        attaching = params['state'] == 'attached'
         wrong = [s['address'] for s in steps
                  if (s['to'] is not None and after[s['address']]['driver'] != s['to'])
+                 or (attaching and after[s['address']]['driver'] is None)
                  or after[s['address']]['driver_override'] != s['override']]
         if wrong:
             raise ApplyError('verify PCI drivers', None, 'devices %s did not reach the requested driver'

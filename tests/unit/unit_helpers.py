@@ -12,7 +12,7 @@ class FakeModule:
         self.commands = commands if commands is not None else {}
         self.ran = []
 
-    def run_command(self, argv, environ_update=None):
+    def run_command(self, argv, environ_update=None, handle_exceptions=True):
         self.ran.append(list(argv))
         for prefix, reply in self.commands.items():
             if tuple(argv[:len(prefix)]) == prefix:

@@ -63,3 +63,16 @@ def test_large_synthetic_host(tmp_path):
     assert len(facts['memory']['blocks']) == 4096
     assert all(b['node'] is not None for b in facts['memory']['blocks'])
     assert len(facts['pci']['devices']) == 512
+
+
+def test_ssh_over_a_bond_marks_its_physical_slaves(host):
+    # bond0 (virtual) carries SSH and the default route; eth1 is its slave.
+    os.makedirs(host.path('/sys/devices/virtual/net/bond0'))
+    host.symlink('/sys/devices/virtual/net/bond0', '/sys/class/net/bond0')
+    host.symlink('/sys/class/net/eth1', '/sys/devices/virtual/net/bond0/lower_eth1')
+    host.write('/proc/net/route', 'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n'
+                                  'bond0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\n'
+                                  'bond0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n')
+    pci = _facts.pci_facts(HostIO(host.root, environ={'SSH_CONNECTION': '10.0.2.2 5 10.0.2.15 22'}))
+    eth1 = [d for d in pci['devices'] if d['net'] == ['eth1']][0]
+    assert pci['ssh_interface'] == 'bond0' and eth1['ssh'] and eth1['default_route']

@@ -66,3 +66,9 @@ def test_lint_names_knob_and_both_values():
 
 def test_grub_escape():
     assert _render.grub_escape('memmap=64M$0x30000000') == 'memmap=64M\\\\\\$0x30000000'
+
+
+def test_lingering_matches_bare_keys_and_exact_tokens():
+    running = ['ro', 'nohz_full=2-3', 'quiet', 'crashkernel=256M']
+    assert filters.cmdline_lingering(running, ['crashkernel=256M'], ['nohz_full', 'quiet', 'crashkernel']) == \
+        ['nohz_full=2-3', 'quiet']

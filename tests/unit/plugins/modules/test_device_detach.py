@@ -100,3 +100,10 @@ def test_failure_part_way_rolls_back(host, run, fail_write):
     result = run(run_device_detach, params(devices=['0000:00:03.0', '0000:00:04.0']))
     assert result['failed'] and result['errno_name'] == 'ENODEV'
     assert driver(host, '0000:00:03.0') == 'virtio-pci' and override(host, '0000:00:03.0') == '(null)'
+
+
+def test_nic_detach_needs_force_when_the_ssh_interface_is_unknown(host, run, monkeypatch):
+    monkeypatch.delenv('SSH_CONNECTION')
+    result = run(run_device_detach, params(devices=['net=eth1']))
+    assert result['failed'] and 'could not be determined' in result['msg']
+    assert run(run_device_detach, params(devices=['net=eth1'], force=True))['changed']

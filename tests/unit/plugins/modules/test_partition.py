@@ -148,3 +148,35 @@ def test_a_run_killed_part_way_converges(kernfs, run):
     assert result['changed'] and result['memmap'] == '256M@0x100000000' and result['devices'] == ['0000:00:03.0']
     assert not any(a.endswith('/cpus <- 2-3') for a in result['actions'])
     assert run(run_partition, params())['changed'] is False
+
+
+@pytest.mark.parametrize('kw,fragment', [
+    (dict(console='ttyS0 x'), 'spaces'),
+    (dict(kernel='/boot/nope'), 'does not exist'),
+    (dict(cmdline=['memmap=1G@0x0']), 'set by the partition'),
+])
+def test_start_is_validated_before_the_partition_is_built(kernfs, run, kw, fragment):
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+    before = snapshot(kernfs.root)
+    base = dict(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
+    base.update(kw)
+    result = run(run_partition, params(**base))
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert snapshot(kernfs.root) == before
+
+
+def test_start_timeout_undoes_nothing(kernfs, run, monkeypatch):
+    import errno
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+
+    def blocked(txn, rel, value, timeout):
+        raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
+    result = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
+                 commands={('/usr/sbin/kexec',): kexec})
+    assert result['failed'] and result['errno_name'] == 'ETIMEDOUT' and 'Nothing was undone' in result['msg']
+    assert os.path.isdir(kernfs.path(ROOT + '/p1')) and kernfs.read('/sys/kernel/kexec_loaded') == '1'
