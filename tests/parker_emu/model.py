@@ -20,6 +20,7 @@ do under a sysfs root (CPU and memory-block hotplug, PCI unbind and re-probe).
 Standalone on purpose: it runs inside a guest without the collection installed.
 """
 
+import contextlib
 import errno
 import os
 import re
@@ -395,6 +396,15 @@ class ParkerKernfs:
         self._next_control = CONTROL_PAGE_BASE
 
     # -- locking ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _parker_mutex(self):
+        """Hold the emulated parker_mutex for one kernfs operation, as every Parker handler does."""
+        self._lock()
+        try:
+            yield
+        finally:
+            self._mutex.release()
+
     def _lock(self):
         if self.wedged:
             raise oserror(errno.EDEADLK, 'parker_mutex is held by the start of %r that never came online '
@@ -422,20 +432,16 @@ class ParkerKernfs:
             raise oserror(errno.EINVAL, name)
         if len(name.encode()) > 255:
             raise oserror(errno.ENAMETOOLONG, name)
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 if name in self.partitions:
                     raise oserror(errno.EEXIST, name)
                 control = self._next_control
                 self._next_control += PAGE_SIZE
                 self.partitions[name] = Partition(name, len(self.partitions) + 1, control)
-        finally:
-            self._mutex.release()
 
     def rmdir(self, name):
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
                 if part.online:
@@ -450,8 +456,6 @@ class ParkerKernfs:
                 self.backend.mem_release(*part.memory)
             for bdf in sorted(part.devices):
                 self.backend.pci_reprobe(bdf)
-        finally:
-            self._mutex.release()
 
     def devices(self, name):
         with self._state:
@@ -490,8 +494,7 @@ class ParkerKernfs:
         return handler(name, data)
 
     def write_cpus(self, name, data):
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
                 try:
@@ -515,13 +518,10 @@ class ParkerKernfs:
                         self.backend.cpu_offline(cpu)
                     except OSError:
                         pass  # remove_cpu() errors are ignored: writing "0" succeeded on a real kernel
-        finally:
-            self._mutex.release()
         return len(data)
 
     def write_memory(self, name, data):
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
                 try:
@@ -547,21 +547,22 @@ class ParkerKernfs:
                 raise oserror(errno.ENOMEM, 'memory: %d bytes on node %d: %s' % (size, node, exc)) from exc
             with self._state:
                 part.memory = (base, size)
-        finally:
-            self._mutex.release()
         return len(data)
 
-    def bind(self, name, data):
-        self._lock()
+    def _device_arg(self, data):
         try:
+            bdf = parse_bdf(data)
+        except ValueError as exc:
+            raise oserror(errno.EINVAL, str(exc)) from exc
+        if not self.backend.pci_exists(bdf):
+            raise oserror(errno.ENODEV, bdf)
+        return bdf
+
+    def bind(self, name, data):
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
-                try:
-                    bdf = parse_bdf(data)
-                except ValueError as exc:
-                    raise oserror(errno.EINVAL, str(exc)) from exc
-                if not self.backend.pci_exists(bdf):
-                    raise oserror(errno.ENODEV, bdf)
+                bdf = self._device_arg(data)
                 claimed = [p.name for p in self.partitions.values() if bdf in p.devices]
                 if claimed or not self.backend.pci_enabled(bdf):
                     raise oserror(errno.EBUSY, '%s is not enabled, maybe owned by another kernel' % bdf)
@@ -569,27 +570,17 @@ class ParkerKernfs:
                     raise oserror(errno.ENOSPC, 'more than PARKER_MAX_PCI_DEVICES=%d' % PARKER_MAX_PCI_DEVICES)
                 self.backend.pci_detach(bdf)
                 part.devices.add(bdf)
-        finally:
-            self._mutex.release()
         return len(data)
 
     def unbind(self, name, data):
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
-                try:
-                    bdf = parse_bdf(data)
-                except ValueError as exc:
-                    raise oserror(errno.EINVAL, str(exc)) from exc
-                if not self.backend.pci_exists(bdf):
-                    raise oserror(errno.ENODEV, bdf)
+                bdf = self._device_arg(data)
                 if bdf not in part.devices:
                     raise oserror(errno.EINVAL, '%s was not bound to %s' % (bdf, name))
                 self.backend.pci_reprobe(bdf)
                 part.devices.discard(bdf)
-        finally:
-            self._mutex.release()
         return len(data)
 
     def start(self, name, data=''):
@@ -601,8 +592,7 @@ class ParkerKernfs:
         After online_wait_cap seconds the writer gets ETIMEDOUT and parker_mutex stays
         taken (every later mutating call gets EDEADLK) until the instance comes online.
         """
-        self._lock()
-        try:
+        with self._parker_mutex():
             with self._state:
                 part = self._get(name)
                 if part.started:
@@ -618,8 +608,6 @@ class ParkerKernfs:
                 if not self._state.wait_for(lambda: part.online, timeout=self.online_wait_cap):
                     self.wedged = name
                     raise oserror(errno.ETIMEDOUT, '%s did not come online within %ss' % (name, self.online_wait_cap))
-        finally:
-            self._mutex.release()
         return len(data)
 
     # -- hooks for the instance simulator ----------------------------------------------
