@@ -29,6 +29,13 @@ ERRNO_HINTS = {
 }
 
 
+# Options of the parker.kernel.attributes.SAFETY doc fragment, for every module that extends it.
+SAFETY_ARGUMENT_SPEC = dict(
+    force=dict(type='bool', default=False),
+    parker_root=dict(type='path', default='/sys/fs/parker'),
+)
+
+
 class Refused(Exception):
     """The request was refused during validation: nothing has been written."""
 

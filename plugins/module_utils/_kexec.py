@@ -90,6 +90,10 @@ def plan_load(params, io, kexec, kexec_bin):
     return method, limits
 
 
+def unload_argv(kexec_bin, kind, file_syscall=False):
+    return [kexec_bin] + (['-p'] if kind == 'crash' else []) + (['-s'] if file_syscall else []) + ['-u']
+
+
 def kexec_argv(kexec_bin, params, method, cmdline, limits):
     argv = [kexec_bin, '-p' if params['type'] == 'crash' else '-l', '-s' if method == 'file' else '-c']
     if params['initrd']:
@@ -117,8 +121,7 @@ def run_kexec_load(params, io, txn):
         if not kexec_bin:
             raise Refused('kexec-tools is not installed on this host')
         locked = kexec['lockdown'] in LOCKED or saved.get('method') == 'file'
-        argv = [kexec_bin] + (['-p'] if kind == 'crash' else []) + (['-s'] if locked else []) + ['-u']
-        txn.run(argv)
+        txn.run(unload_argv(kexec_bin, kind, locked))
         txn.save_json(state_file(kind), {})
         _verify(io, txn, loaded_key, False)
         return {'changed': True, 'loaded': False, 'type': kind, 'previous': saved.get('digest'),
@@ -138,7 +141,7 @@ def run_kexec_load(params, io, txn):
         return result
 
     # Undo a load only when the slot was empty: an unknown earlier image cannot be restored.
-    undo = [kexec_bin] + (['-p'] if kind == 'crash' else []) + ['-u'] if not is_loaded else None
+    undo = unload_argv(kexec_bin, kind) if not is_loaded else None
     used = method
     if method == 'auto':
         try:

@@ -19,7 +19,7 @@ __metaclass__ = type
 import errno
 import re
 
-from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist as _ids, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
@@ -121,11 +121,6 @@ def select_blocks(params, mem, saved):
     if missing:
         raise Refused('memory blocks %s do not exist (block size 0x%x)' % (_ids(missing), bs))
     return ids, how
-
-
-def _ids(blocks):
-    from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist
-    return format_cpulist(blocks)
 
 
 def run_mem_reserve(params, io, txn):

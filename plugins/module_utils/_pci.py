@@ -182,11 +182,13 @@ def run_device_detach(params, io, txn):
     if record != saved:
         txn.save_json(DEVICE_STATE, record)
 
+    by_address = dict((d['address'], d) for d in pci['devices'])
+
     def view(changed):
         lines = []
         for bdf in bdfs:
             step = changed.get(bdf)
-            dev = dict((d['address'], d) for d in pci['devices'])[bdf]
+            dev = by_address[bdf]
             driver, override = (step['to'], step['override']) if step else (dev['driver'], dev['driver_override'])
             lines.append('%s driver=%s driver_override=%s' % (bdf, driver or '-', override or '-'))
         return '\n'.join(lines)

@@ -99,7 +99,7 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.parker.kernel.plugins.module_utils._common import execute
+from ansible_collections.parker.kernel.plugins.module_utils._common import execute, SAFETY_ARGUMENT_SPEC
 from ansible_collections.parker.kernel.plugins.module_utils._cpu import run_cpu_offline
 
 
@@ -110,8 +110,7 @@ def main():
             state=dict(type='str', choices=['offline', 'online'], default='offline'),
             min_housekeeping_cores=dict(type='int', default=1),
             allow_smt_split=dict(type='bool', default=False),
-            force=dict(type='bool', default=False),
-            parker_root=dict(type='path', default='/sys/fs/parker'),
+            **SAFETY_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )

@@ -97,7 +97,7 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.parker.kernel.plugins.module_utils._common import execute
+from ansible_collections.parker.kernel.plugins.module_utils._common import execute, SAFETY_ARGUMENT_SPEC
 from ansible_collections.parker.kernel.plugins.module_utils._pci import run_device_detach
 
 
@@ -107,8 +107,7 @@ def main():
             devices=dict(type='list', elements='str', required=True),
             state=dict(type='str', choices=['detached', 'attached'], default='detached'),
             driver_override=dict(type='str', default='none'),
-            force=dict(type='bool', default=False),
-            parker_root=dict(type='path', default='/sys/fs/parker'),
+            **SAFETY_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )

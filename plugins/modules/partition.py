@@ -171,7 +171,7 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.parker.kernel.plugins.module_utils._common import execute
+from ansible_collections.parker.kernel.plugins.module_utils._common import execute, SAFETY_ARGUMENT_SPEC
 from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition
 
 
@@ -194,8 +194,7 @@ def main():
             memory_retries=dict(type='int', default=3),
             min_housekeeping_cores=dict(type='int', default=1),
             allow_smt_split=dict(type='bool', default=False),
-            force=dict(type='bool', default=False),
-            parker_root=dict(type='path', default='/sys/fs/parker'),
+            **SAFETY_ARGUMENT_SPEC
         ),
         required_if=[('state', 'present', ['cpus', 'memory']), ('state', 'started', ['cpus', 'memory', 'kernel'])],
         supports_check_mode=True,

@@ -62,12 +62,12 @@ def run_playbook(name, *args, timeout=1800, state_dir=None):
     proc = subprocess.run(argv, env=ansible_env(state_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=timeout, check=False)
     seconds = time.time() - started
-    record_timing(name, seconds, proc.returncode)
+    record_timing(state_dir, name, seconds, proc.returncode)
     return proc.returncode, proc.stdout, seconds
 
 
-def record_timing(name, seconds, rc):
-    path = os.path.join(STATE_DIR, 'timings.jsonl')
+def record_timing(state_dir, name, seconds, rc):
+    path = os.path.join(state_dir, 'timings.jsonl')
     with open(path, 'a') as handle:
         handle.write(json.dumps({'playbook': name, 'seconds': round(seconds, 1), 'rc': rc,
                                  'when': time.strftime('%Y-%m-%dT%H:%M:%S')}) + '\n')

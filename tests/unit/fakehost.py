@@ -36,7 +36,8 @@ class FakeHost:
         link = self.path(link_rel)
         target = self.path(target_rel)
         os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.makedirs(target, exist_ok=True) if not os.path.splitext(target)[1] else None
+        if not os.path.splitext(target)[1]:   # a directory target (device, driver) must exist for realpath
+            os.makedirs(target, exist_ok=True)
         if os.path.lexists(link):
             os.remove(link)
         os.symlink(os.path.relpath(target, os.path.dirname(link)), link)
