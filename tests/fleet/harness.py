@@ -4,6 +4,7 @@ The fleet is started by tools/fleet/fleet (scripts/test and .ci/run do it).
 Playbooks carry their own assertions; this harness runs them, keeps their
 output for a failure report, and times them for docs/testing.md.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -25,7 +26,9 @@ def fleet_state():
 
 def collections_path():
     """A folder holding ansible_collections/parker/kernel -> this checkout."""
-    top = os.path.join(tempfile.gettempdir(), 'parker-kernel-collections-%d' % os.getuid())
+    # One folder per checkout: two clones running at once must not repoint each other's link.
+    tag = hashlib.sha256(REPO.encode()).hexdigest()[:12]
+    top = os.path.join(tempfile.gettempdir(), 'parker-kernel-collections-%d-%s' % (os.getuid(), tag))
     link = os.path.join(top, 'ansible_collections', 'parker', 'kernel')
     if not os.path.islink(link) or os.readlink(link) != REPO:
         os.makedirs(os.path.dirname(link), exist_ok=True)
