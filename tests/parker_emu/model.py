@@ -283,6 +283,13 @@ class SysfsBackend(Backend):
         self.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '1')
 
     def cpu_node(self, cpu):
+        # cpuN/nodeM stays while the CPU is offline; x86 drops offline CPUs from node cpulists,
+        # and Parker reads the node after its cpus write has offlined them.
+        cpu_dir = self.path('/sys/devices/system/cpu/cpu%d' % cpu)
+        if os.path.isdir(cpu_dir):
+            for name in os.listdir(cpu_dir):
+                if name.startswith('node') and name[4:].isdigit():
+                    return int(name[4:])
         base = '/sys/devices/system/node'
         for name in sorted(os.listdir(self.path(base))):
             if name.startswith('node') and name[4:].isdigit():
@@ -394,6 +401,7 @@ class ParkerKernfs:
         self._mutex = threading.Lock()      # parker_mutex
         self._state = threading.Condition()  # guards the data; "online" waits on it
         self._next_control = CONTROL_PAGE_BASE
+        self.simulator = None  # set by parkerfs.make_model
 
     # -- locking ------------------------------------------------------------
     @contextlib.contextmanager
@@ -633,4 +641,4 @@ class ParkerKernfs:
         with self._state:
             part = self._get(name)
             return {'started': part.started, 'online': part.online, 'cpus': sorted(part.cpus),
-                    'memory': part.memory, 'devices': sorted(part.devices)}
+                    'memory': part.memory, 'devices': sorted(part.devices), 'control': part.control}

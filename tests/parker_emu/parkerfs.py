@@ -1,7 +1,7 @@
 """FUSE filesystem that emulates ByteDance's Parker kernfs (/sys/fs/parker) for tests.
 
 Usage: python3 parkerfs.py MOUNTPOINT [--root /] [--boot-delay SECONDS] [--foreground]
-       [--online-cap SECONDS] [--no-boot]
+       [--online-cap SECONDS] [--no-boot] [--kexec-record FILE [--log FILE]]
 
 Emulated: the layout and rules of model.ParkerKernfs (mkdir/rmdir of partitions, id,
 control_structure, cpus, memory, bind, unbind, online, devices/<bdf>/), with the real
@@ -24,10 +24,15 @@ Emulator-only control files, outside the Parker ABI and hidden from readdir (so
   MOUNT/.emu/<name>/shutdown  write anything: the application kernel powers itself off
                               (clears online; rmdir is then allowed)
   MOUNT/.emu/<name>/boot      write anything: report the instance online now
-  MOUNT/.emu/<name>/state     read: started/online flags, one per line
+  MOUNT/.emu/<name>/state     read: started/online flags, one per line, and boot_error
+                              when the instance could not boot
 
-Not emulated: a real boot (nothing is kexec'd; the simulator only flips the online
-flag, and it never does so for a partition without memory), the control page
+With --kexec-record (see instance.py and kexec_recorder.py) a start boots only an image
+that Parker's partition BSP could boot here, and the instance gets the partition's NICs
+in network namespace parker-<name> with its ip= address; shutdown stops them again.
+
+Not emulated: a real boot (nothing is kexec'd; the simulator judges the loaded image
+and flips the online flag, and never does so for a partition without memory), the control page
 contents, the single-mount rule, file modes beyond 0444/0200/0644, and the kernel
 oops when the host unbinds a claimed device.
 """
@@ -36,6 +41,7 @@ import argparse
 import errno
 import os
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -47,8 +53,10 @@ except ImportError:  # Debian's python3-fusepy installs the module as "fusepy"
 
 try:
     from .model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from .instance import InstanceHost, check_boot, network_plan
 except ImportError:
     from model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from instance import InstanceHost, check_boot, network_plan
 
 MODES = {'id': 0o444, 'control_structure': 0o444, 'cpus': 0o644, 'memory': 0o644,
          'bind': 0o200, 'unbind': 0o200, 'online': 0o644}
@@ -57,31 +65,57 @@ EMU_FILES = {'shutdown': 0o200, 'boot': 0o200, 'state': 0o444}
 
 
 class InstanceSimulator:
-    """Stands in for the application kernel: comes online ``delay`` seconds after a start."""
+    """Stands in for the application kernel: comes online ``delay`` seconds after a start.
 
-    def __init__(self, delay=3.0, enabled=True):
+    With a ``host`` (instance.InstanceHost) it first judges the image in the kexec slot as
+    the partition BSP would boot it, and gives the instance its NICs and ip= address; an
+    image that would not boot here never comes online. Without one, any start boots.
+    """
+
+    def __init__(self, delay=3.0, enabled=True, host=None):
         self.delay = delay
         self.enabled = enabled
+        self.host = host
         self.model = None
+        self.errors = {}
 
     def on_start(self, name):
+        self.errors.pop(name, None)
         if self.enabled:
             threading.Thread(target=self._boot, args=(name,), daemon=True).start()
 
     def _boot(self, name):
         time.sleep(self.delay)
         try:
-            if self.model.info(name)['memory'] is None:
-                return  # no RAM for the kernel: it never reaches its PCI init
+            info = self.model.info(name)
+            if info['memory'] is None:
+                self.errors[name] = 'no memory: the kernel never reaches its PCI init'
+                return
+            if self.host is not None:
+                problems, tokens = check_boot(self.host.slot(), info['control'], info['memory'])
+                if problems:
+                    self.errors[name] = '; '.join(problems)
+                    self.host.log('%s: boot failed: %s' % (name, self.errors[name]))
+                    return
+                self.host.network_up(name, network_plan(tokens, self.host.nics(info['devices'])))
             self.model.instance_online(name)
-        except OSError:
-            pass  # partition gone meanwhile
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.errors[name] = 'boot failed: %s' % exc
+            if self.host is not None:
+                self.host.log('%s: %s' % (name, self.errors[name]))
+
+    def shutdown(self, name):
+        """The application kernel powers itself off: its NICs stop, then online clears."""
+        if self.host is not None:
+            self.host.network_down(name, self.host.nics(self.model.devices(name)))
+        self.model.instance_shutdown(name)
 
 
-def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True):
-    sim = InstanceSimulator(delay, boot)
+def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True, host=None):
+    sim = InstanceSimulator(delay, boot, host)
     model = ParkerKernfs(backend, on_start=sim.on_start, online_wait_cap=online_cap)
     sim.model = model
+    model.simulator = sim
     return model
 
 
@@ -132,7 +166,9 @@ class ParkerFS(Operations):
         try:
             if parts[0] == EMU:
                 info = self.model.info(parts[1])
-                return ('started %d\nonline %d\n' % (info['started'], info['online'])).encode()
+                error = self.model.simulator.errors.get(parts[1]) if self.model.simulator else None
+                return ('started %d\nonline %d\n%s' % (info['started'], info['online'],
+                                                       'boot_error %s\n' % error if error else '')).encode()
             return self.model.read(parts[0], parts[1]).encode()
         except OSError as exc:
             raise _fuse_error(exc) from exc
@@ -218,7 +254,7 @@ class ParkerFS(Operations):
         try:
             if parts[0] == EMU:
                 if parts[2] == 'shutdown':
-                    self.model.instance_shutdown(parts[1])
+                    self.model.simulator.shutdown(parts[1])
                 elif parts[2] == 'boot':
                     self.model.instance_online(parts[1])
                 else:
@@ -259,10 +295,14 @@ def main(argv=None):
     parser.add_argument('--online-cap', type=float, default=ONLINE_WAIT_CAP, help='give up a blocked online write after this')
     parser.add_argument('--no-boot', action='store_true', help='never report instances online on their own')
     parser.add_argument('--fake-backend', action='store_true', help='in-memory host instead of --root')
+    parser.add_argument('--kexec-record', help='judge starts by what kexec_recorder.py saw loaded, and give '
+                        'instances their NICs (netns parker-<name>) and ip= address')
+    parser.add_argument('--log', help='append instance boots and failures to this file')
     parser.add_argument('--foreground', '-f', action='store_true')
     args = parser.parse_args(argv)
     backend = FakeBackend() if args.fake_backend else SysfsBackend(args.root)
-    model = make_model(backend, args.boot_delay, args.online_cap, not args.no_boot)
+    host = InstanceHost(args.root, args.kexec_record, args.log) if args.kexec_record else None
+    model = make_model(backend, args.boot_delay, args.online_cap, not args.no_boot, host)
     FUSE(ParkerFS(model), args.mountpoint, foreground=args.foreground, nothreads=False,
          fsname='parker', allow_other=os.getuid() == 0, direct_io=True)
     return 0

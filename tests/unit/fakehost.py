@@ -84,6 +84,9 @@ class FakeHost:
                        lst(node * cpus_per_node, (node + 1) * cpus_per_node - 1))
             self.write('/sys/devices/system/node/node%d/distance' % node,
                        ' '.join('10' if n == node else '20' for n in range(nodes)))
+            for cpu in range(node * cpus_per_node, (node + 1) * cpus_per_node):
+                if os.path.isdir(self.path('/sys/devices/system/cpu/cpu%d' % cpu)):
+                    self.symlink('/sys/devices/system/node/node%d' % node, '/sys/devices/system/cpu/cpu%d/node%d' % (cpu, node))
         per_node_boot = max(1, boot_blocks // nodes)
         per_node_movable = max(1, movable_blocks // nodes)
         for index, block in enumerate(block_ids):

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from parker_emu import model as emu  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu.model import FakeBackend, ParkerKernfs, SysfsBackend  # noqa: E402  pylint: disable=wrong-import-position
+from unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def errno_of(call, *args):
@@ -392,6 +393,9 @@ def test_sysfs_backend(host):
     fs = ParkerKernfs(backend, online_wait_cap=5)
     assert backend.nr_cpu_ids() == 8
     assert backend.cpu_node(5) == 1 and backend.cpu_node(2) == 0
+    # x86 drops an offline CPU from its node's cpulist; the cpuN/nodeM link stays
+    host.write('/sys/devices/system/node/node1/cpulist', '4,6-7')
+    assert backend.cpu_node(5) == 1
     fs.mkdir('p1')
     fs.write('p1', 'cpus', '2-3\n')
     assert host.read('/sys/devices/system/cpu/cpu2/online') == '0'
@@ -441,26 +445,8 @@ def test_sysfs_backend_node_without_movable_memory(host):
 
 
 # -- FUSE adapter without a mount --------------------------------------------------------------------
-class _FuseOSError(OSError):
-    def __init__(self, code):
-        super().__init__(code, os.strerror(code))
-
-
-def _import_parkerfs(monkeypatch):
-    """Import the adapter; without fusepy, stand in a stub module (no mount is made)."""
-    if importlib.util.find_spec('fuse') is None and importlib.util.find_spec('fusepy') is None:
-        stub = types.ModuleType('fuse')
-        stub.FUSE = None
-        stub.Operations = object
-        stub.FuseOSError = _FuseOSError
-        monkeypatch.setitem(sys.modules, 'fuse', stub)
-    monkeypatch.delitem(sys.modules, 'parker_emu.parkerfs', raising=False)
-    from parker_emu import parkerfs  # pylint: disable=import-outside-toplevel
-    return parkerfs
-
-
 def test_fuse_adapter_paths(monkeypatch):
-    parkerfs = _import_parkerfs(monkeypatch)
+    parkerfs = import_parkerfs(monkeypatch)
     model = parkerfs.make_model(FakeBackend(), delay=0.05, online_cap=5)
     ops = parkerfs.ParkerFS(model)
     # no attribute may shadow a FUSE operation (fusepy calls e.g. ops.lock on close)
@@ -488,7 +474,7 @@ def test_fuse_adapter_paths(monkeypatch):
 
 
 def test_fuse_adapter_errors_and_blocking(monkeypatch):
-    parkerfs = _import_parkerfs(monkeypatch)
+    parkerfs = import_parkerfs(monkeypatch)
     model = parkerfs.make_model(FakeBackend(), delay=0.3, online_cap=5)
     ops = parkerfs.ParkerFS(model)
 
@@ -532,7 +518,7 @@ def test_fuse_adapter_errors_and_blocking(monkeypatch):
 
 
 def test_simulator_never_boots_without_memory(monkeypatch):
-    parkerfs = _import_parkerfs(monkeypatch)
+    parkerfs = import_parkerfs(monkeypatch)
     model = parkerfs.make_model(FakeBackend(), delay=0.01, online_cap=0.3)
     model.mkdir('p1')
     model.write('p1', 'cpus', '4')

@@ -1,6 +1,9 @@
 """Helpers shared by the unit tests (a unique module name: conftest.py is not importable by name
 when pytest collects tests/unit and tests/fleet together)."""
+import importlib.util
 import os
+import sys
+import types
 
 
 class FakeModule:
@@ -47,3 +50,21 @@ def snapshot(root):
             if os.path.islink(path):
                 state[path] = os.readlink(path)
     return state
+
+
+class _FuseOSError(OSError):
+    def __init__(self, code):
+        super().__init__(code, os.strerror(code))
+
+
+def import_parkerfs(monkeypatch):
+    """Import the adapter; without fusepy, stand in a stub module (no mount is made)."""
+    if importlib.util.find_spec('fuse') is None and importlib.util.find_spec('fusepy') is None:
+        stub = types.ModuleType('fuse')
+        stub.FUSE = None
+        stub.Operations = object
+        stub.FuseOSError = _FuseOSError
+        monkeypatch.setitem(sys.modules, 'fuse', stub)
+    monkeypatch.delitem(sys.modules, 'parker_emu.parkerfs', raising=False)
+    from parker_emu import parkerfs  # pylint: disable=import-outside-toplevel
+    return parkerfs
