@@ -59,7 +59,25 @@ def _request(params, cpu_facts, pci, saved):
     return cpus, memory, devices
 
 
-def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices):
+def saved_names(saved):
+    """{bdf: {'net': [...], 'block': [...]}} recorded for every partition: net=/block= selectors keep
+    finding a device after bind took its interface or disk away from the Boot Kernel."""
+    names = {}
+    for record in saved.values():
+        names.update(record.get('names') or {})
+    return names
+
+
+def _names_of(devices, pci, previous):
+    by_address = dict((d['address'], d) for d in pci['devices'])
+    names = {}
+    for bdf in devices:
+        dev = by_address.get(bdf, {})
+        names[bdf] = previous.get(bdf) or {'net': dev.get('net', []), 'block': dev.get('block', [])}
+    return names
+
+
+def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names=None):
     """Validate a new partition, or compare an existing one. Returns the plan dict (pure)."""
     name = params['name']
     if not _NAME.match(name):
@@ -67,7 +85,7 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices):
     if not parker['present']:
         raise Refused('no Parker kernfs at %s: the Boot Kernel needs CONFIG_PARKER and parker_cma= on its command '
                       'line (see parker.kernel.mem_reserve mode=boot)' % parker['root'])
-    cpus, memory, devices = _request(params, cpu_facts, pci, {})
+    cpus, memory, devices = _request(params, cpu_facts, pci, names or {})
     existing = _find(parker, name)
     resume = None
     if existing is not None:
@@ -181,7 +199,8 @@ def run_partition(params, io, txn):
     cpu_facts = _facts.cpu_facts(io)
     pci = _facts.pci_facts(io)
     claimed_cpus, claimed_devices = _facts.parker_claims(io, root)
-    plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices)
+    names = saved_names(saved)
+    plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names)
     if params['state'] == 'started':
         if not params['kernel']:
             raise Refused('state=started needs kernel (and usually initrd)')
@@ -223,6 +242,7 @@ def run_partition(params, io, txn):
                 part = _find(_facts.parker_facts(io, root), name)
         record = dict(saved)
         record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
+                        'names': _names_of(plan['devices'], pci, names),
                         'started': started or saved.get(name, {}).get('started', False) and not plan['create']}
         if record != saved:
             txn.save_json(PARTITION_STATE, record)

@@ -180,3 +180,15 @@ def test_start_timeout_undoes_nothing(kernfs, run, monkeypatch):
                  commands={('/usr/sbin/kexec',): kexec})
     assert result['failed'] and result['errno_name'] == 'ETIMEDOUT' and 'Nothing was undone' in result['msg']
     assert os.path.isdir(kernfs.path(ROOT + '/p1')) and kernfs.read('/sys/kernel/kexec_loaded') == '1'
+
+
+def test_selectors_still_match_after_bind_took_the_names(kernfs, run):
+    """bind takes vdb away from the Boot Kernel; block=vdb must keep meaning 0000:00:03.0."""
+    first = run(run_partition, params())
+    assert first['devices'] == ['0000:00:03.0']
+    disk = os.path.realpath(kernfs.path('/sys/block/vdb'))
+    shutil.rmtree(disk)
+    os.remove(kernfs.path('/sys/block/vdb'))
+    again = run(run_partition, params())
+    assert again['changed'] is False and again['devices'] == ['0000:00:03.0']
+    assert run(run_partition, params(state='absent'))['changed']
