@@ -186,6 +186,17 @@ def _write_memory(io, txn, base, size, retries):
 
 
 def run_partition(params, io, txn):
+    # The lock is taken before the kernfs is read: a run killed part-way may leave its module still
+    # finishing on the host, and the plan must see what that one did.
+    lock = _lock(io, txn)
+    try:
+        return _run_partition(params, io, txn)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run_partition(params, io, txn):
     root = params['parker_root']
     parker = _facts.parker_facts(io, root)
     name = params['name']
@@ -205,7 +216,10 @@ def run_partition(params, io, txn):
         if not params['kernel']:
             raise Refused('state=started needs kernel (and usually initrd)')
         if existing and existing['online']:
-            return _report(name, existing, changed=False, started=True)
+            if saved.get(name, {}).get('started') or not _facts.kexec_facts(io)['loaded']:
+                return _report(name, existing, changed=False, started=True)
+            # A run killed between online and kexec -u left the image in the host's only slot.
+            return _finish_killed_start(params, io, txn, existing, saved, plan)
         if existing and saved.get(name, {}).get('started') and not plan['replace']:
             raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
                           'started again' % name)
@@ -214,41 +228,36 @@ def run_partition(params, io, txn):
         _app_line(params, '0x0', plan['memory'], 0)
         _kexec.plan_load(_kexec_params(params, '', 0, plan['memory']), io, _facts.kexec_facts(io),
                          next((p for p in _kexec.KEXEC_PATHS if io.exists(p)), None))
-    lock = _lock(io, txn)
-    try:
-        if plan['create']:
-            if plan['replace']:
-                txn.rmdir(base)
-            txn.mkdir(base)
+    if plan['create']:
+        if plan['replace']:
+            txn.rmdir(base)
+        txn.mkdir(base)
+        txn.write(base + '/cpus', format_cpulist(plan['cpus']))
+        _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
+        for bdf in plan['devices']:
+            txn.write(base + '/bind', bdf)
+    elif plan['resume']:
+        if plan['resume']['cpus']:
             txn.write(base + '/cpus', format_cpulist(plan['cpus']))
+        if plan['resume']['memory']:
             _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
-            for bdf in plan['devices']:
-                txn.write(base + '/bind', bdf)
-        elif plan['resume']:
-            if plan['resume']['cpus']:
-                txn.write(base + '/cpus', format_cpulist(plan['cpus']))
-            if plan['resume']['memory']:
-                _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
-            for bdf in plan['resume']['devices']:
-                txn.write(base + '/bind', bdf)
-        current = _facts.parker_facts(io, root) if not txn.check_mode else parker
-        part = _find(current, name) if not txn.check_mode else None
+        for bdf in plan['resume']['devices']:
+            txn.write(base + '/bind', bdf)
+    current = _facts.parker_facts(io, root) if not txn.check_mode else parker
+    part = _find(current, name) if not txn.check_mode else None
+    if not txn.check_mode:
+        _verify_present(part, plan)
+    started = False
+    if params['state'] == 'started':
+        started = _start(params, io, txn, base, part, plan)
         if not txn.check_mode:
-            _verify_present(part, plan)
-        started = False
-        if params['state'] == 'started':
-            started = _start(params, io, txn, base, part, plan)
-            if not txn.check_mode:
-                part = _find(_facts.parker_facts(io, root), name)
-        record = dict(saved)
-        record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
-                        'names': _names_of(plan['devices'], pci, names),
-                        'started': started or saved.get(name, {}).get('started', False) and not plan['create']}
-        if record != saved:
-            txn.save_json(PARTITION_STATE, record)
-    finally:
-        if lock is not None:
-            lock.close()
+            part = _find(_facts.parker_facts(io, root), name)
+    record = dict(saved)
+    record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
+                    'names': _names_of(plan['devices'], pci, names),
+                    'started': started or saved.get(name, {}).get('started', False) and not plan['create']}
+    if record != saved:
+        txn.save_json(PARTITION_STATE, record)
     result = _report(name, part or {'cpus': format_cpulist(plan['cpus']), 'memory': None,
                                     'devices': plan['devices'], 'online': started}, changed=txn.changed,
                      started=started)
@@ -257,6 +266,15 @@ def run_partition(params, io, txn):
                              'devices=%s' % (format_cpulist(plan['cpus']), format_size(plan['memory']),
                                              ','.join(plan['devices']) or '-'))
     return result
+
+
+def _finish_killed_start(params, io, txn, existing, saved, plan):
+    _unload(txn, _kexec_params(params, '', 0, plan['memory']), io)
+    record = dict(saved)
+    record[params['name']] = dict(saved.get(params['name'], {}), cpus=existing['cpus'], memory=plan['memory'],
+                                  devices=plan['devices'], started=True)
+    txn.save_json(PARTITION_STATE, record)
+    return _report(params['name'], existing, changed=True, started=True)
 
 
 def _verify_present(part, plan):
@@ -339,22 +357,17 @@ def _absent(params, io, txn, existing, saved, base):
     if existing['online']:
         raise Refused('partition %s runs an Application Kernel and Parker has no host-side stop: power it off from '
                       'inside (it clears online), then run again' % params['name'])
-    lock = _lock(io, txn)
-    try:
-        txn.rmdir(base)
-        if not txn.check_mode:
-            cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
-            back = _facts.cpu_state(io)['online']
-            missing = sorted(cpus - back)
-            if missing:
-                raise ApplyError('verify rmdir', None, 'CPUs %s did not come back online' % format_cpulist(missing))
-        record = dict(saved)
-        record.pop(params['name'], None)
-        if record != saved:
-            txn.save_json(PARTITION_STATE, record)
-    finally:
-        if lock is not None:
-            lock.close()
+    txn.rmdir(base)
+    if not txn.check_mode:
+        cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
+        back = _facts.cpu_state(io)['online']
+        missing = sorted(cpus - back)
+        if missing:
+            raise ApplyError('verify rmdir', None, 'CPUs %s did not come back online' % format_cpulist(missing))
+    record = dict(saved)
+    record.pop(params['name'], None)
+    if record != saved:
+        txn.save_json(PARTITION_STATE, record)
     return {'changed': True, 'name': params['name'],
             'returned': {'cpus': existing['cpus'], 'memory': existing['memory'], 'devices': existing['devices']},
             'diff': diff_of(base, _describe(existing), 'absent')}
@@ -375,3 +388,26 @@ def _report(name, part, changed, started):
             'memory': memory or None, 'memmap': '%s@0x%x' % (format_size(memory['size']), memory['start'])
             if memory else None, 'control_structure': part.get('control_structure'), 'online': bool(part.get('online')),
             'started': started}
+
+
+def conflicts(partitions):
+    """Problems between one host's partitions: a repeated name, a CPU or a device asked twice (pure).
+
+    ``partitions`` are dicts with name, cpus (cpulist) and devices (PCI addresses), as the module
+    reports them, so selectors that name the same device (net=eth2, 0000:00:07.0) are caught too.
+    """
+    problems, owners = [], {}
+    names = [p.get('name') for p in partitions]
+    for name in sorted(set(n for n in names if names.count(n) > 1)):
+        problems.append('partition %s is listed %d times' % (name, names.count(name)))
+    for part in partitions:
+        try:
+            cpus = parse_cpus(part.get('cpus') or '')
+        except (CpulistError, ValueError):
+            cpus = set()  # the module refuses it with a precise message
+        for kind, items in (('CPU', sorted(cpus)), ('device', sorted(part.get('devices') or []))):
+            for item in items:
+                first = owners.setdefault((kind, item), part.get('name'))
+                if first != part.get('name'):
+                    problems.append('%s %s is asked for by both %s and %s' % (kind, item, first, part.get('name')))
+    return problems

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import re
+import subprocess
 import threading
 
 PARKER_MAX_CPUS = 512
@@ -246,13 +247,15 @@ class SysfsBackend(Backend):
     """Host effects a stock kernel can perform, through the sysfs under ``root``.
 
     Memory: offlines a contiguous run of online Movable memory blocks of the node
-    (rounded up to the block size) and reports the lowest block's base; release
-    onlines them with online_movable. PCI: a real driver/unbind (unlike Parker, the
+    (rounded up to the block size), trying the next run when a block will not go
+    offline in time, and reports the lowest block's base; release onlines them with
+    online_movable. PCI: a real driver/unbind (unlike Parker, the
     driver symlink goes away), re-probe through drivers_probe or the remembered driver.
     """
 
-    def __init__(self, root='/'):
+    def __init__(self, root='/', offline_timeout=15.0):
         self.root = root
+        self.offline_timeout = offline_timeout
         self.taken = {}
         self.remembered = {}
 
@@ -317,26 +320,45 @@ class SysfsBackend(Backend):
         block_size = int(self.read('/sys/devices/system/memory/block_size_bytes'), 16)
         count = -(-size // block_size)
         blocks = self._movable_online_blocks(node)
-        run = None
-        for start in range(len(blocks) - count + 1):
-            window = blocks[start:start + count]
-            if window[-1] - window[0] == count - 1:
-                run = window
-                break
-        if run is None:
+        windows = [blocks[i:i + count] for i in range(len(blocks) - count + 1)
+                   if blocks[i + count - 1] - blocks[i] == count - 1]
+        if not windows:
             raise oserror(errno.ENOMEM, 'no %d contiguous online Movable blocks on node %d' % (count, node))
-        done = []
-        for block in run:
-            try:
-                self.write('/sys/devices/system/memory/memory%d/state' % block, 'offline')
-            except OSError as exc:
-                for back in done:
-                    self.write('/sys/devices/system/memory/memory%d/state' % back, 'online_movable')
-                raise oserror(errno.ENOMEM, 'offlining memory%d failed: %s' % (block, exc)) from exc
-            done.append(block)
-        base = run[0] * block_size
-        self.taken[base] = run
-        return base
+        failures = []
+        for window in windows:
+            done = []
+            for block in window:
+                try:
+                    self._offline_block(block)
+                except OSError as exc:
+                    failures.append('memory%d: %s' % (block, exc))
+                    for back in done:
+                        self.write('/sys/devices/system/memory/memory%d/state' % back, 'online_movable')
+                    break
+                done.append(block)
+            else:
+                base = window[0] * block_size
+                self.taken[base] = window
+                return base
+        # Like cma_alloc() on pinned pages: the caller may free caches, compact and retry (section 2.8).
+        raise oserror(errno.ENOMEM, 'node %d: %s' % (node, '; '.join(failures)))
+
+    def _offline_block(self, block):
+        """Offline one block, giving up after offline_timeout seconds.
+
+        offline_pages() retries migration until a signal arrives. A page it cannot move
+        (for example the writer's buffer, pinned by FUSE for the write that asked for this
+        memory) would hang the write forever, so the write runs in a child that is killed
+        on timeout: the kernel then puts the block back online.
+        """
+        path = self.path('/sys/devices/system/memory/memory%d/state' % block)
+        try:
+            proc = subprocess.run(['tee', path], input=b'offline', stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, timeout=self.offline_timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise oserror(errno.EBUSY, 'offline did not finish within %ss' % self.offline_timeout) from exc
+        if proc.returncode != 0:
+            raise oserror(errno.EBUSY, proc.stderr.decode(errors='replace').strip() or 'offline failed')
 
     def mem_release(self, base, size):
         for block in self.taken.pop(base, []):

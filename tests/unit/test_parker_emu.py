@@ -523,3 +523,20 @@ def test_simulator_never_boots_without_memory(monkeypatch):
     model.mkdir('p1')
     model.write('p1', 'cpus', '4')
     assert errno_of(model.write, 'p1', 'online', '1') == errno.ETIMEDOUT
+
+
+def test_sysfs_backend_skips_a_block_that_will_not_go_offline(host, monkeypatch):
+    backend = SysfsBackend(host.root, offline_timeout=1)
+    real = backend._offline_block
+
+    def pinned(block):
+        if block == 34:
+            raise OSError(errno.EBUSY, 'offline did not finish within 1s')
+        real(block)
+    monkeypatch.setattr(backend, '_offline_block', pinned)
+    assert backend.mem_alloc(1, 128 << 20) == 35 * (128 << 20)
+    assert host.read('/sys/devices/system/memory/memory34/state') == 'online'
+    assert host.read('/sys/devices/system/memory/memory35/state') == 'offline'
+    with pytest.raises(OSError) as exc:
+        backend.mem_alloc(1, 128 << 20)
+    assert exc.value.errno == errno.ENOMEM and 'memory34' in str(exc.value)

@@ -1,6 +1,6 @@
 """Verify partition p1 on the guest's real kernel after `molecule converge`.
 
-p1 (playbooks/vars/fleet-partitions.yml): CPUs 2-3, 256M from NUMA node 1,
+p1 (playbooks/vars/fleet-carve.yml): CPUs 2-3, 256M from NUMA node 1,
 the scratch disk vdb. Molecule runs this with testinfra's ansible connection
 against its own inventory; the baseline (prepare.yml) and the check-mode proof
 (converge.yml) are read from the scenario's ephemeral directory, and the DIMM
@@ -156,5 +156,5 @@ def test_check_mode_changed_nothing(name, baseline):
     if required:
         # The check run started from the untouched guest prepare.yml recorded...
         assert proof['before'] == baseline
-        # ...and predicted the carve: a real dry run of site.yml, not a no-op.
+        # ...and predicted the carve: a real dry run of carve.yml, not a no-op.
         assert proof['predicted_memory'] and all(len(blocks) == 2 for blocks in proof['predicted_memory'])

@@ -192,3 +192,30 @@ def test_selectors_still_match_after_bind_took_the_names(kernfs, run):
     again = run(run_partition, params())
     assert again['changed'] is False and again['devices'] == ['0000:00:03.0']
     assert run(run_partition, params(state='absent'))['changed']
+
+
+def test_conflicts_between_partitions_of_one_host():
+    from ansible_collections.parker.kernel.plugins.filter.partition import partition_conflicts
+    assert partition_conflicts([{'name': 'p1', 'cpus': '2', 'devices': ['0000:00:07.0']},
+                                {'name': 'p2', 'cpus': '3', 'devices': ['0000:00:08.0']}]) == []
+    problems = partition_conflicts([{'name': 'p1', 'cpus': '2-3', 'devices': ['0000:00:07.0']},
+                                    {'name': 'p2', 'cpus': '3', 'devices': ['0000:00:07.0']},
+                                    {'name': 'p2', 'cpus': 'x', 'devices': []}])
+    assert problems == ['partition p2 is listed 2 times', 'CPU 3 is asked for by both p1 and p2',
+                        'device 0000:00:07.0 is asked for by both p1 and p2']
+
+
+def test_a_start_killed_before_kexec_unload_clears_the_slot_on_the_next_run(kernfs, run):
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+    started = params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
+    run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    # As if the run died after online and before kexec -u: image still loaded, state not recorded.
+    kernfs.write('/sys/kernel/kexec_loaded', '1')
+    kernfs.write('/run/parker-kernel/partitions.json', '{}')
+    again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    assert again['changed'] and again['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
+    assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
