@@ -36,8 +36,8 @@ from ansible_collections.parker.kernel.plugins.module_utils._render import app_k
 from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _pci
 
 PARTITION_STATE = _facts.STATE_DIR + '/partitions.json'
-LOCK_FILE = _facts.STATE_DIR + '/partition.lock'
 MAX_CPUS, MAX_DEVICES = 512, 256
+LOCK_WAIT = 600  # seconds to wait for another partition operation on this host
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
 
@@ -150,22 +150,25 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
             'cpus': cpus, 'memory': memory, 'devices': devices, 'existing': existing}
 
 
-def _lock(io, txn):
-    """Serialise partition operations on this host (one kexec slot, one global Parker mutex)."""
-    if txn.check_mode:
+def _lock(io, txn, root):
+    """Serialise partition operations on this host (one kexec slot, one global Parker mutex).
+
+    An flock on the kernfs root itself: nothing is written to take it, and there is nothing to
+    serialise where the kernfs is missing (the request is refused then).
+    """
+    path = io.path(root)
+    if txn.check_mode or not os.path.isdir(path):
         return None
-    path = io.path(LOCK_FILE)
-    if not os.path.isdir(os.path.dirname(path)):
-        os.makedirs(os.path.dirname(path), 0o700)
-    handle = open(path, 'a')
-    deadline = time.time() + 600
+    handle = os.open(path, os.O_RDONLY)
+    deadline = time.time() + LOCK_WAIT
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return handle
         except (IOError, OSError):
             if time.time() > deadline:
-                raise Refused('another parker.kernel partition operation holds %s' % LOCK_FILE)
+                os.close(handle)
+                raise Refused('another parker.kernel partition operation holds the lock on %s' % root)
             time.sleep(1)
 
 
@@ -188,12 +191,12 @@ def _write_memory(io, txn, base, size, retries):
 def run_partition(params, io, txn):
     # The lock is taken before the kernfs is read: a run killed part-way may leave its module still
     # finishing on the host, and the plan must see what that one did.
-    lock = _lock(io, txn)
+    lock = _lock(io, txn, params['parker_root'])
     try:
         return _run_partition(params, io, txn)
     finally:
         if lock is not None:
-            lock.close()
+            os.close(lock)
 
 
 def _run_partition(params, io, txn):

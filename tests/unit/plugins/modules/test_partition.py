@@ -219,3 +219,19 @@ def test_a_start_killed_before_kexec_unload_clears_the_slot_on_the_next_run(kern
     again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
     assert again['changed'] and again['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
     assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
+
+
+def test_one_operation_at_a_time_per_host(kernfs, run, monkeypatch):
+    import fcntl
+    from ansible_collections.parker.kernel.plugins.module_utils import _partition
+    monkeypatch.setattr(_partition, 'LOCK_WAIT', 0)
+    held = os.open(kernfs.path(ROOT), os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        before = snapshot(kernfs.root)
+        blocked = run(run_partition, params())
+        assert blocked['failed'] and 'holds the lock' in blocked['msg'] and snapshot(kernfs.root) == before
+        assert not run(run_partition, params(), check_mode=True).get('failed')  # check mode writes nothing: no lock
+    finally:
+        os.close(held)
+    assert run(run_partition, params())['changed']
