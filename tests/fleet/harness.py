@@ -52,21 +52,48 @@ def ansible_env(state_dir=None):
     return env
 
 
-def run_playbook(name, *args, timeout=1800, state_dir=None):
-    """Run tests/fleet/playbooks/NAME against a fleet; return (rc, output, seconds)."""
+def playbook_argv(name, *args, state_dir=None):
+    """ansible-playbook against a fleet. NAME is under tests/fleet/playbooks unless it is absolute."""
     state_dir = state_dir or STATE_DIR
     venv_bin = os.path.join(REPO, '.venv', 'bin')
     command = os.path.join(venv_bin, 'ansible-playbook')
     if not os.path.exists(command):
         command = 'ansible-playbook'
     inventory = os.path.join(state_dir, 'inventory.yml')
-    argv = [command, '-i', inventory, os.path.join(PLAYBOOKS, name)] + list(args)
+    return [command, '-i', inventory, os.path.join(PLAYBOOKS, name)] + list(args)
+
+
+def run_playbook(name, *args, timeout=1800, state_dir=None):
+    """Run a playbook (see playbook_argv) against a fleet; return (rc, output, seconds)."""
+    state_dir = state_dir or STATE_DIR
+    argv = playbook_argv(name, *args, state_dir=state_dir)
     started = time.time()
     proc = subprocess.run(argv, env=ansible_env(state_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=timeout, check=False)
     seconds = time.time() - started
-    record_timing(state_dir, name, seconds, proc.returncode)
+    record_timing(state_dir, os.path.relpath(name, REPO) if os.path.isabs(name) else name, seconds, proc.returncode)
     return proc.returncode, proc.stdout, seconds
+
+
+def recap(output):
+    """{host: {'ok': n, 'changed': n, 'failed': n, ...}} from a PLAY RECAP."""
+    hosts = {}
+    for line in output[output.rfind('PLAY RECAP'):].splitlines()[1:]:
+        name, sep, counts = line.partition(' : ')
+        if sep:
+            hosts[name.strip()] = dict((k, int(v)) for k, v in (c.split('=') for c in counts.split()))
+    return hosts
+
+
+def guest_run(guest, command, state_dir=None, timeout=120):
+    """Run a shell command line in a guest over SSH (for the tests' own view of the kernel)."""
+    state_dir = state_dir or STATE_DIR
+    argv = ['ssh', '-i', os.path.join(state_dir, 'id_ed25519'), '-p', str(guest['port']), '-o', 'BatchMode=yes',
+            '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+            'root@127.0.0.1', command]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=timeout, check=False)
+    return proc.returncode, proc.stdout
 
 
 def record_timing(state_dir, name, seconds, rc):

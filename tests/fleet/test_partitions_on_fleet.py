@@ -1,0 +1,252 @@
+"""Application Kernels brought up and down across the 3-guest fleet (issue 5).
+
+The guests run a stock Debian kernel, so the Parker kernfs is the emulation in
+tests/parker_emu (deployed by its deploy.yml, mounted at /run/parker): it offlines
+the CPUs written to cpus, offlines memory blocks for memory, unbinds the devices
+written to bind, judges the image kexec really loaded, and gives a started
+instance its NICs in netns parker-<name> with the ip= address from its command line.
+The playbooks are the collection's own (site.yml, bringup.yml, teardown.yml) with
+playbooks/vars/fleet-partitions.yml as inventory group_vars. Each test reads the
+kernel's own view over SSH, not the collection's report.
+
+Tests run in file order and each leaves the fleet torn down, except where noted.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from harness import REPO, ansible_env, guest_run, playbook_argv, recap, run_playbook
+
+DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
+SITE = os.path.join(REPO, 'playbooks', 'site.yml')
+BRINGUP = os.path.join(REPO, 'playbooks', 'bringup.yml')
+TEARDOWN = os.path.join(REPO, 'playbooks', 'teardown.yml')
+FLEET_VARS = os.path.join(REPO, 'playbooks', 'vars', 'fleet-partitions.yml')
+
+# The kernel's own view of what the partitions take (fleet-partitions.yml: p1 = CPU 2,
+# 128M, fab1 (00:07.0) + vdb (00:03.0); p2 = CPU 3, 128M, fab2 (00:08.0)).
+VIEW = r'''
+echo cpus_online=$(cat /sys/devices/system/cpu/online)
+echo movable_offline=$(for b in /sys/devices/system/memory/memory3[2-5]; do
+  [ "$(cat $b/state)" = offline ] && basename $b; done | tr '\n' ' ')
+for d in 0000:00:03.0 0000:00:07.0 0000:00:08.0; do
+  echo $d=$(basename "$(readlink /sys/bus/pci/devices/$d/driver)" 2>/dev/null); done
+echo links=$(ls /sys/class/net | tr '\n' ' ')
+echo disks=$(ls /sys/block | tr '\n' ' ')
+echo netns=$(ip netns list | cut -d' ' -f1 | sort | tr '\n' ' ')
+echo partitions=$(ls /run/parker | tr '\n' ' ')
+for p in $(ls /run/parker); do echo $p.online=$(cat /run/parker/$p/online); done
+echo kexec_loaded=$(cat /sys/kernel/kexec_loaded)
+for a in 10.77.0.11 10.77.0.12; do ping -c1 -W1 $a >/dev/null 2>&1 && echo $a=answers || echo $a=silent; done
+'''
+
+
+def view(guest, fleet_dir):
+    rc, out = guest_run(guest, VIEW, state_dir=fleet_dir)
+    assert rc == 0, out
+    return dict(line.split('=', 1) for line in out.split('\n') if '=' in line)
+
+
+UP = {
+    'cpus_online': '0-1',
+    'netns': 'parker-p1 parker-p2',
+    'partitions': 'p1 p2',
+    'p1.online': '1', 'p2.online': '1',
+    'kexec_loaded': '0',
+    '0000:00:03.0': '',  # the scratch disk has no host driver
+    '10.77.0.11': 'answers', '10.77.0.12': 'answers',
+}
+
+
+def assert_up(state, guest):
+    wrong = dict((k, state.get(k)) for k, v in UP.items() if state.get(k) != v)
+    assert not wrong, '%s: not up as expected: %s\n%s' % (guest, wrong, state)
+    # Two 128M blocks of node 1 (CPUs 2 and 3 are there) left the Boot Kernel.
+    assert state['movable_offline'] == 'memory34 memory35', state
+    # The disk is gone, and the NICs answer inside their Application Kernels, not in the Boot Kernel.
+    assert 'vdb' not in state['disks'].split(), state
+    assert 'fab1' not in state['links'].split() and 'fab2' not in state['links'].split(), state
+
+
+class Fleet:
+    def __init__(self, state, tmp):
+        self.state = state
+        self.dir = os.environ.get('PARKER_FLEET_DIR', os.path.join(REPO, '.fleet'))
+        self.guests = state['guests']
+        self.names = [g['name'] for g in self.guests]
+        self.tmp = tmp
+        self.inventory = os.path.join(tmp, 'inventory')
+        os.makedirs(os.path.join(self.inventory, 'group_vars'))
+        os.makedirs(os.path.join(self.inventory, 'host_vars'))
+        shutil.copy(FLEET_VARS, os.path.join(self.inventory, 'group_vars', 'all.yml'))
+        with open(FLEET_VARS) as handle:
+            self.vars = yaml.safe_load(handle)
+
+    def play(self, playbook, *args):
+        rc, output, seconds = run_playbook(playbook, '-i', self.inventory, *args, state_dir=self.dir)
+        return rc, output, recap(output), seconds
+
+    def views(self):
+        return dict((g['name'], view(g, self.dir)) for g in self.guests)
+
+    def facts(self, label):
+        out = os.path.join(self.tmp, label)
+        os.makedirs(out)
+        rc, output, _recap, _s = self.play('parker_facts_dump.yml', '-e', 'dump_dir=%s' % out)
+        assert rc == 0, output[-4000:]
+        return dict((name, json.load(open(os.path.join(out, name + '.json')))) for name in self.names)
+
+    def host_vars(self, host, data):
+        path = os.path.join(self.inventory, 'host_vars', host + '.yml')
+        if data is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        with open(path, 'w') as handle:
+            yaml.safe_dump(data, handle)
+
+    def teardown(self):
+        rc, output, hosts, _s = self.play(TEARDOWN)
+        assert rc == 0, 'teardown failed:\n' + output[-6000:]
+        return hosts
+
+
+def comparable(facts):
+    """The Boot Kernel's resources as the facts describe them, without counters that move on their own."""
+    pci = [dict((k, d.get(k)) for k in ('address', 'driver', 'net', 'block', 'ssh', 'root_fs'))
+           for d in facts['pci']['devices']]
+    return {
+        'cpus': dict((k, facts['cpus'][k]) for k in ('online', 'offline', 'present')),
+        'memory_blocks': [(b['id'], b['state'], b['valid_zones']) for b in facts['memory']['blocks']],
+        'pci': pci,
+        'kexec_loaded': facts['kexec']['loaded'],
+        'partitions': facts['parker']['partitions'],
+    }
+
+
+@pytest.fixture(scope='module')
+def parker_fleet(fleet, tmp_path_factory):
+    if len(fleet['guests']) < 3:
+        message = 'the bring-up proofs need 3 guests (tools/fleet/fleet up --count 3), not %d' % len(fleet['guests'])
+        if os.environ.get('PARKER_FLEET_REQUIRED') == '1':
+            pytest.fail(message)
+        pytest.skip(message)
+    env = Fleet(fleet, str(tmp_path_factory.mktemp('parker')))
+    rc, output, _hosts, _s = env.play(DEPLOY)
+    assert rc == 0, 'deploying the Parker emulation failed:\n' + output[-6000:]
+    env.baseline = env.views()
+    env.facts_before = env.facts('before')
+    for name, state in env.baseline.items():
+        assert state['cpus_online'] == '0-3' and state['partitions'] == '' and 'fab1' in state['links'], (name, state)
+    return env
+
+
+def test_check_mode_changes_nothing(parker_fleet):
+    rc, output, hosts, _s = parker_fleet.play(SITE, '--check', '--diff')
+    assert rc == 0, output[-6000:]
+    assert sorted(hosts) == sorted(parker_fleet.names)
+    assert parker_fleet.views() == parker_fleet.baseline
+    # ...and it predicted the work: the module reported both partitions as changes.
+    assert output.count('would create: cpus=2 memory=128M') >= len(parker_fleet.names), output[-6000:]
+
+
+def test_bringup_takes_the_resources_and_each_kernel_answers(parker_fleet):
+    rc, output, hosts, seconds = parker_fleet.play(SITE)
+    assert rc == 0, output[-8000:]
+    for name, state in parker_fleet.views().items():
+        assert_up(state, name)
+    assert all(h['failed'] == 0 and h['changed'] > 0 for h in hosts.values()), hosts
+    parker_fleet.first_bringup_seconds = seconds
+
+
+def test_second_run_changes_nothing(parker_fleet):
+    rc, output, hosts, _s = parker_fleet.play(SITE)
+    assert rc == 0, output[-8000:]
+    assert all(h['changed'] == 0 and h['failed'] == 0 for h in hosts.values()), hosts
+
+
+def test_teardown_hands_everything_back(parker_fleet):
+    hosts = parker_fleet.teardown()
+    assert all(h['changed'] > 0 for h in hosts.values()), hosts
+    assert parker_fleet.views() == parker_fleet.baseline
+    after = parker_fleet.facts('after-teardown')
+    for name in parker_fleet.names:
+        assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
+
+
+def test_a_killed_run_converges(parker_fleet):
+    argv = playbook_argv(BRINGUP, '-i', parker_fleet.inventory, state_dir=parker_fleet.dir)
+    log = os.path.join(parker_fleet.tmp, 'killed.log')
+    with open(log, 'w') as handle:
+        proc = subprocess.Popen(argv, env=ansible_env(parker_fleet.dir), stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    # Kill it while it applies the partitions: some hosts hold part of them, none is finished.
+    deadline = time.time() + 600
+    while 'Apply each partition' not in open(log).read():
+        assert proc.poll() is None and time.time() < deadline, open(log).read()[-4000:]
+        time.sleep(0.5)
+    time.sleep(8)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = parker_fleet.views()
+    assert any(s != parker_fleet.baseline[n] for n, s in partial.items()), 'killed before any change'
+    assert not all(s.get('p2.online') == '1' for s in partial.values()), 'killed after the work was done'
+    rc, output, hosts, _s = parker_fleet.play(BRINGUP)
+    assert rc == 0, 'the run after the kill did not converge:\n' + output[-8000:]
+    for name, state in parker_fleet.views().items():
+        assert_up(state, name)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
+
+
+def bad_spec(fleet_vars):
+    """p2 asks for eth0, the NIC Ansible's SSH runs over; p1 is valid."""
+    partitions = [dict(p) for p in fleet_vars['parker_partitions']]
+    partitions[1]['devices'] = ['net=eth0']
+    return {'parker_partitions': partitions}
+
+
+def test_a_host_with_a_bad_spec_fails_alone_with_zero_writes(parker_fleet):
+    bad = parker_fleet.names[1]
+    parker_fleet.host_vars(bad, bad_spec(parker_fleet.vars))
+    try:
+        rc, output, hosts, _s = parker_fleet.play(BRINGUP)
+    finally:
+        parker_fleet.host_vars(bad, None)
+    assert rc != 0
+    assert hosts[bad]['failed'] == 1, hosts
+    assert 'carries the SSH connection' in output and 'partitions held now' in output, output[-6000:]
+    states = parker_fleet.views()
+    assert states[bad] == parker_fleet.baseline[bad], 'the refused host was changed'
+    for name in parker_fleet.names:
+        if name != bad:
+            assert hosts[name]['failed'] == 0, hosts
+            assert_up(states[name], name)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
+
+
+def test_a_failed_host_halts_the_rollout(parker_fleet):
+    first, bad, last = parker_fleet.names[:3]
+    parker_fleet.host_vars(bad, bad_spec(parker_fleet.vars))
+    try:
+        rc, output, hosts, _s = parker_fleet.play(BRINGUP, '-e', 'parker_serial=1', '-e',
+                                                  'parker_max_fail_percentage=0')
+    finally:
+        parker_fleet.host_vars(bad, None)
+    assert rc != 0 and hosts[bad]['failed'] == 1, hosts
+    states = parker_fleet.views()
+    assert_up(states[first], first)
+    assert states[bad] == parker_fleet.baseline[bad]
+    assert last not in hosts and states[last] == parker_fleet.baseline[last], 'the batch after the failure ran'
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
+    after = parker_fleet.facts('after')
+    for name in parker_fleet.names:
+        assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
