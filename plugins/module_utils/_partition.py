@@ -231,6 +231,15 @@ def _run_partition(params, io, txn):
         _app_line(params, '0x0', plan['memory'], 0)
         _kexec.plan_load(_kexec_params(params, '', 0, plan['memory']), io, _facts.kexec_facts(io),
                          next((p for p in _kexec.KEXEC_PATHS if io.exists(p)), None))
+    # Names first: bind takes net=/block= names away from the Boot Kernel, and a run killed after it
+    # must still find the devices by the names the inventory uses.
+    record = dict(saved)
+    record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
+                    'names': _names_of(plan['devices'], pci, names),
+                    'started': saved.get(name, {}).get('started', False) and not plan['create']}
+    if record != saved and (plan['create'] or plan['resume']):
+        txn.save_json(PARTITION_STATE, record)
+        saved = record
     if plan['create']:
         if plan['replace']:
             txn.rmdir(base)
@@ -256,9 +265,9 @@ def _run_partition(params, io, txn):
         if not txn.check_mode:
             part = _find(_facts.parker_facts(io, root), name)
     record = dict(saved)
-    record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
-                    'names': _names_of(plan['devices'], pci, names),
-                    'started': started or saved.get(name, {}).get('started', False) and not plan['create']}
+    record[name] = dict(record.get(name) or {}, cpus=format_cpulist(plan['cpus']), memory=plan['memory'],
+                        devices=plan['devices'], names=_names_of(plan['devices'], pci, names),
+                        started=started or saved.get(name, {}).get('started', False))
     if record != saved:
         txn.save_json(PARTITION_STATE, record)
     result = _report(name, part or {'cpus': format_cpulist(plan['cpus']), 'memory': None,

@@ -235,3 +235,24 @@ def test_one_operation_at_a_time_per_host(kernfs, run, monkeypatch):
     finally:
         os.close(held)
     assert run(run_partition, params())['changed']
+
+
+class Killed(BaseException):
+    """SIGKILL: no rollback, no final state write."""
+
+
+def test_a_run_killed_after_bind_still_finds_its_devices_by_name(kernfs, run, monkeypatch):
+    from ansible_collections.parker.kernel.plugins.module_utils import _partition
+
+    def killed(part, plan):
+        raise Killed()
+    monkeypatch.setattr(_partition, '_verify_present', killed)
+    with pytest.raises(Killed):
+        run(run_partition, params())
+    monkeypatch.undo()
+    disk = os.path.realpath(kernfs.path('/sys/block/vdb'))
+    shutil.rmtree(disk)
+    os.remove(kernfs.path('/sys/block/vdb'))
+    again = run(run_partition, params())
+    assert not again.get('failed'), again.get('msg')
+    assert again['devices'] == ['0000:00:03.0'] and again['changed'] is False
