@@ -223,8 +223,11 @@ class InstanceHost:
         for bdf, ifname in sorted(plan['names'].items()):
             with open(self.path('/sys/bus/pci/drivers_probe'), 'w', encoding='ascii') as handle:
                 handle.write(bdf)
-            self.run(['udevadm', 'settle', '--timeout=10'])
-            host_name = self._netdev(bdf, time.time() + 10)
+            # Let udev finish naming it first (a .link rename racing the move would fail); a busy
+            # udev only delays us, so settle's own timeout is not an error.
+            subprocess.run(['udevadm', 'settle', '--timeout=60'], check=False, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90)
+            host_name = self._netdev(bdf, time.time() + 60)
             self.run(['ip', 'link', 'set', 'dev', host_name, 'netns', netns])
             self.run(['ip', '-n', netns, 'link', 'set', 'dev', host_name, 'name', ifname])
             self.run(['ip', '-n', netns, 'link', 'set', 'dev', ifname, 'up'])

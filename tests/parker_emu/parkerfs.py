@@ -24,8 +24,8 @@ Emulator-only control files, outside the Parker ABI and hidden from readdir (so
   MOUNT/.emu/<name>/shutdown  write anything: the application kernel powers itself off
                               (clears online; rmdir is then allowed)
   MOUNT/.emu/<name>/boot      write anything: report the instance online now
-  MOUNT/.emu/<name>/state     read: started/online flags, one per line, and boot_error
-                              when the instance could not boot
+  MOUNT/.emu/<name>/state     read: started/online flags, one per line, and "error ..."
+                              when the instance could not boot or its network setup failed
 
 With --kexec-record (see instance.py and kexec_recorder.py) a start boots only an image
 that Parker's partition BSP could boot here, and the instance gets the partition's NICs
@@ -97,12 +97,16 @@ class InstanceSimulator:
                     self.errors[name] = '; '.join(problems)
                     self.host.log('%s: boot failed: %s' % (name, self.errors[name]))
                     return
-                self.host.network_up(name, network_plan(tokens, self.host.nics(info['devices'])))
+                try:
+                    self.host.network_up(name, network_plan(tokens, self.host.nics(info['devices'])))
+                except (OSError, subprocess.SubprocessError) as exc:
+                    # A kernel whose network setup failed still reaches the end of its PCI init and
+                    # reports online; it is the health check that must notice.
+                    self.errors[name] = 'network setup failed: %s' % exc
+                    self.host.log('%s: %s' % (name, self.errors[name]))
             self.model.instance_online(name)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except OSError as exc:
             self.errors[name] = 'boot failed: %s' % exc
-            if self.host is not None:
-                self.host.log('%s: %s' % (name, self.errors[name]))
 
     def shutdown(self, name):
         """The application kernel powers itself off: its NICs stop, then online clears."""
@@ -168,7 +172,7 @@ class ParkerFS(Operations):
                 info = self.model.info(parts[1])
                 error = self.model.simulator.errors.get(parts[1]) if self.model.simulator else None
                 return ('started %d\nonline %d\n%s' % (info['started'], info['online'],
-                                                       'boot_error %s\n' % error if error else '')).encode()
+                                                       'error %s\n' % error if error else '')).encode()
             return self.model.read(parts[0], parts[1]).encode()
         except OSError as exc:
             raise _fuse_error(exc) from exc

@@ -148,3 +148,14 @@ def test_simulator_never_boots_a_misplaced_image(monkeypatch):
     assert exc.value.errno == 110 and time.time() - started >= 1.4
     assert 'without --mem-min' in model.simulator.errors['p1'] and host.calls == []
 
+
+
+def test_a_failed_network_setup_still_comes_online(monkeypatch):
+    slot = instance.parse_kexec_argv(load_argv(GOOD))[1]
+    model, host = simulated(monkeypatch, slot)
+
+    def broken(name, plan):
+        raise OSError('no network interface appeared for 0000:00:05.0')
+    host.network_up = broken
+    model.start('p1')
+    assert model.info('p1')['online'] and 'network setup failed' in model.simulator.errors['p1']
