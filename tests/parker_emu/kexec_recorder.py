@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """kexec, observed: runs the real kexec-tools, then records what the normal slot holds.
 
-Installed in the fleet guests in place of /sbin/kexec (dpkg-divert keeps the real one
+Installed in the fleet guests behind /sbin/kexec (dpkg-divert keeps the real one
 as /sbin/kexec.distrib). The load itself is real: the image goes into the kernel's
 kexec slot. A stock kernel cannot show a loaded image, so the Parker emulation reads
 this record to know what the partition BSP would boot (instance.check_boot).
