@@ -93,8 +93,8 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
         held_memory = (existing['memory'] or {}).get('size')
         held_devices = sorted(existing['devices'])
         if (held_cpus, held_memory, held_devices) == (cpus, memory, devices):
-            return {'create': False, 'resume': None, 'cpus': cpus, 'memory': memory, 'devices': devices,
-                    'existing': existing}
+            return {'create': False, 'resume': None, 'replace': False, 'cpus': cpus, 'memory': memory,
+                    'devices': devices, 'existing': existing}
         # A run killed part-way leaves a prefix of mkdir, cpus, memory, bind: finish it, rewriting nothing.
         if not existing['online'] and held_cpus in (set(), cpus) and held_memory in (None, memory) \
                 and set(held_devices) <= set(devices):
@@ -137,7 +137,7 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
         dev = by_address[bdf]
         if bdf in claimed_devices and bdf not in own_devices:
             problems.append('%s is already claimed by another partition' % bdf)
-        elif not dev['driver']:
+        elif not dev['driver'] and bdf not in own_devices:
             problems.append('%s has no host driver; Parker bind needs the device bound to its host driver (EBUSY '
                             'otherwise): reattach it with parker.kernel.device_detach state=attached' % bdf)
         if not params['force']:
@@ -157,13 +157,15 @@ def _lock(io, txn, root):
     serialise where the kernfs is missing (the request is refused then).
     """
     path = io.path(root)
-    if txn.check_mode or not os.path.isdir(path):
+    if not os.path.isdir(path):
         return None
     handle = os.open(path, os.O_RDONLY)
+    # Check mode shares the lock: it writes nothing, but must not read a partition half-built by another run.
+    mode = fcntl.LOCK_SH if txn.check_mode else fcntl.LOCK_EX
     deadline = time.time() + LOCK_WAIT
     while True:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
             return handle
         except (IOError, OSError):
             if time.time() > deadline:
@@ -219,9 +221,9 @@ def _run_partition(params, io, txn):
         if not params['kernel']:
             raise Refused('state=started needs kernel (and usually initrd)')
         if existing and existing['online']:
-            if saved.get(name, {}).get('started') or not _facts.kexec_facts(io)['loaded']:
+            if not _left_in_slot(io, existing):
                 return _report(name, existing, changed=False, started=True)
-            # A run killed between online and kexec -u left the image in the host's only slot.
+            # A run killed between online and kexec -u left this partition's image in the host's only slot.
             return _finish_killed_start(params, io, txn, existing, saved, plan)
         if existing and saved.get(name, {}).get('started') and not plan['replace']:
             raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
@@ -256,11 +258,16 @@ def _run_partition(params, io, txn):
         for bdf in plan['resume']['devices']:
             txn.write(base + '/bind', bdf)
     current = _facts.parker_facts(io, root) if not txn.check_mode else parker
-    part = _find(current, name) if not txn.check_mode else None
+    part = _find(current, name) if not txn.check_mode or not plan['create'] else None
     if not txn.check_mode:
         _verify_present(part, plan)
     started = False
     if params['state'] == 'started':
+        # Single-use: the partition counts as used from the moment online is written, even if this run dies.
+        marked = dict(saved)
+        marked[name] = dict(saved.get(name) or {}, started=True)
+        txn.save_json(PARTITION_STATE, marked)
+        saved = marked
         started = _start(params, io, txn, base, part, plan)
         if not txn.check_mode:
             part = _find(_facts.parker_facts(io, root), name)
@@ -278,6 +285,14 @@ def _run_partition(params, io, txn):
                              'devices=%s' % (format_cpulist(plan['cpus']), format_size(plan['memory']),
                                              ','.join(plan['devices']) or '-'))
     return result
+
+
+def _left_in_slot(io, existing):
+    """True when the normal kexec slot still holds the image this partition was started with."""
+    if not _facts.kexec_facts(io)['loaded']:
+        return False
+    loaded = io.load_json(_kexec.state_file('normal'), {})
+    return ('parker=%s' % existing['control_structure']) in (loaded.get('cmdline') or '').split()
 
 
 def _finish_killed_start(params, io, txn, existing, saved, plan):

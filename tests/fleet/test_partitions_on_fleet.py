@@ -188,7 +188,7 @@ def test_a_killed_run_converges(parker_fleet):
                                 start_new_session=True)
     # Kill it while it applies the partitions: some hosts hold part of them, none is finished.
     deadline = time.time() + 600
-    while 'Apply each partition' not in open(log).read():
+    while 'Apply partition' not in open(log).read():
         assert proc.poll() is None and time.time() < deadline, open(log).read()[-4000:]
         time.sleep(0.5)
     time.sleep(8)

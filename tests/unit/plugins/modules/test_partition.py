@@ -213,12 +213,17 @@ def test_a_start_killed_before_kexec_unload_clears_the_slot_on_the_next_run(kern
         return 0, '', ''
     started = params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
     run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
-    # As if the run died after online and before kexec -u: image still loaded, state not recorded.
+    # As if the run died after online and before kexec -u: this partition's image is still loaded.
     kernfs.write('/sys/kernel/kexec_loaded', '1')
-    kernfs.write('/run/parker-kernel/partitions.json', '{}')
+    kernfs.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "parker=0x1417d9000 memmap=exactmap"}')
     again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
     assert again['changed'] and again['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
     assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
+    # Someone else's image in the slot is not ours to unload.
+    kernfs.write('/sys/kernel/kexec_loaded', '1')
+    kernfs.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "root=/dev/sda1"}')
+    assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
+    assert kernfs.read('/sys/kernel/kexec_loaded') == '1'
 
 
 def test_one_operation_at_a_time_per_host(kernfs, run, monkeypatch):
@@ -231,7 +236,8 @@ def test_one_operation_at_a_time_per_host(kernfs, run, monkeypatch):
         before = snapshot(kernfs.root)
         blocked = run(run_partition, params())
         assert blocked['failed'] and 'holds the lock' in blocked['msg'] and snapshot(kernfs.root) == before
-        assert not run(run_partition, params(), check_mode=True).get('failed')  # check mode writes nothing: no lock
+        # Check mode shares the lock: it must not read a partition another run is building.
+        assert 'holds the lock' in run(run_partition, params(), check_mode=True)['msg']
     finally:
         os.close(held)
     assert run(run_partition, params())['changed']
@@ -256,3 +262,33 @@ def test_a_run_killed_after_bind_still_finds_its_devices_by_name(kernfs, run, mo
     again = run(run_partition, params())
     assert not again.get('failed'), again.get('msg')
     assert again['devices'] == ['0000:00:03.0'] and again['changed'] is False
+
+
+def test_single_use_is_recorded_before_online_is_written(kernfs, run, monkeypatch):
+    """A run that dies while online blocks must still leave the partition marked as used."""
+    from ansible_collections.parker.kernel.plugins.module_utils import _partition
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+
+    def killed(*args, **kwargs):
+        raise Killed()
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', killed)
+    with pytest.raises(Killed):
+        run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
+            commands={('/usr/sbin/kexec',): kexec})
+    import json
+    assert json.loads(kernfs.read('/run/parker-kernel/partitions.json'))['p1']['started'] is True
+
+
+def test_resume_after_a_bind_keeps_the_bound_device(kernfs, run, monkeypatch):
+    """Killed between two binds: the held device has lost its host driver, which must not refuse the resume."""
+    first = run(run_partition, params(devices=['block=vdb']))
+    assert first['changed']
+    kernfs.remove('/sys/bus/pci/devices/0000:00:03.0/driver') if hasattr(kernfs, 'remove') else \
+        os.remove(kernfs.path('/sys/bus/pci/devices/0000:00:03.0/driver'))
+    resumed = run(run_partition, params(devices=['block=vdb', '0000:00:04.0']))
+    assert not resumed.get('failed'), resumed.get('msg')
+    assert resumed['devices'] == ['0000:00:03.0', '0000:00:04.0']
