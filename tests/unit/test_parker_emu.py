@@ -5,12 +5,10 @@ blocking start, rmdir, and SysfsBackend against a FakeHost sysfs tree. The FUSE
 adapter is exercised without a mount when fusepy is importable.
 """
 import errno
-import importlib.util
 import os
 import sys
 import threading
 import time
-import types
 
 import pytest
 

@@ -149,7 +149,6 @@ def test_simulator_never_boots_a_misplaced_image(monkeypatch):
     assert 'without --mem-min' in model.simulator.errors['p1'] and host.calls == []
 
 
-
 def test_a_failed_network_setup_still_comes_online(monkeypatch):
     slot = instance.parse_kexec_argv(load_argv(GOOD))[1]
     model, host = simulated(monkeypatch, slot)
