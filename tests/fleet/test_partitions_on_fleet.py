@@ -181,6 +181,12 @@ def test_teardown_hands_everything_back(parker_fleet):
 
 
 def test_a_killed_run_converges(parker_fleet):
+    """SIGKILL to ansible-playbook (and its workers) 8 s into the apply step, then run again.
+
+    Only the controller is killed: a module already running on a guest finishes under the
+    partition lock. The resume of a partition half-built by a killed module is unit-tested
+    (test_partition.py: killed after bind, killed between binds, killed before kexec -u).
+    """
     argv = playbook_argv(BRINGUP, '-i', parker_fleet.inventory, state_dir=parker_fleet.dir)
     log = os.path.join(parker_fleet.tmp, 'killed.log')
     with open(log, 'w') as handle:
