@@ -10,6 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.parker.kernel.plugins.module_utils import _render
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import merge_tokens
 
 try:
     import netaddr
@@ -91,8 +92,8 @@ def cmdline_lint(boot_tokens, app_lines, strict=False):
 
 def cmdline_lingering(running, present, absent):
     """Running tokens a rendered line removes: exact absent tokens, or any value of a bare absent key."""
-    keys = set(a for a in absent if '=' not in a)
-    return [t for t in running if t not in present and (t in absent or t.split('=', 1)[0] in keys)]
+    kept = set(merge_tokens(running, remove=absent))
+    return [t for t in running if t not in present and t not in kept]
 
 
 def cmdline_grub(tokens):

@@ -44,6 +44,11 @@ def format_size(value):
     return '%d' % value
 
 
+def format_memmap(size, start):
+    """SIZE@BASE as memmap= takes it: 128M@0x110000000."""
+    return '%s@0x%x' % (format_size(int(size)), int(start))
+
+
 def split_cmdline(text):
     """Split /proc/cmdline into tokens, keeping double-quoted values whole."""
     tokens, current, quoted = [], [], False

@@ -535,26 +535,30 @@ def parker_facts(io, root=PARKER_ROOT):
             'online': io.read(base + '/online') == '1',
             'control_structure': io.read(base + '/control_structure'),
         })
+    fs_type = _mounted_type(io, root)
     return {
         'root': root,
         'present': io.isdir(root),
-        'mounted': _mounted_type(io, root) is not None or bool(partitions),
-        'fs_type': _mounted_type(io, root),
+        'mounted': fs_type is not None or bool(partitions),
+        'fs_type': fs_type,
         'partitions': partitions,
     }
 
 
 def parker_claims(io, root=PARKER_ROOT):
     """CPUs and devices held by Parker partitions: the host must never touch them."""
+    return claims_of(parker_facts(io, root))
+
+
+def claims_of(parker):
+    """(CPUs, devices) held by the partitions of parker_facts() (pure)."""
     cpus, devices = set(), set()
-    for name in io.listdir(root):
-        base = root + '/' + name
-        if io.isdir(base):
-            try:
-                cpus |= parse_cpulist(io.read(base + '/cpus') or '')
-            except CpulistError:
-                pass
-            devices.update(io.listdir(base + '/devices'))
+    for part in parker['partitions']:
+        try:
+            cpus |= parse_cpulist(part['cpus'])
+        except CpulistError:
+            pass
+        devices.update(part['devices'])
     return cpus, devices
 
 

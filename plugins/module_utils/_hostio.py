@@ -224,7 +224,6 @@ class Transaction:
         def writer():
             try:
                 self._write_now(rel, value)
-                outcome['ok'] = True
             except ApplyError as exc:
                 outcome['error'] = exc
         thread = threading.Thread(target=writer, name='parker-blocking-write')

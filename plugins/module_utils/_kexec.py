@@ -106,13 +106,18 @@ def kexec_argv(kexec_bin, params, method, cmdline, limits):
     return argv
 
 
+def find_kexec(io):
+    """The kexec-tools binary on the host, or None."""
+    return next((p for p in KEXEC_PATHS if io.exists(p)), None)
+
+
 def run_kexec_load(params, io, txn):
     kexec = _facts.kexec_facts(io)
     kind = params['type']
     loaded_key = 'crash_loaded' if kind == 'crash' else 'loaded'
     is_loaded = kexec[loaded_key]
     saved = io.load_json(state_file(kind), {})
-    kexec_bin = next((p for p in KEXEC_PATHS if io.exists(p)), None)
+    kexec_bin = find_kexec(io)
 
     if params['state'] == 'unloaded':
         if not is_loaded:

@@ -20,7 +20,7 @@ import errno
 import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist as _ids, CpulistError
-from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, SizeError
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, format_memmap, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils import _facts
@@ -42,7 +42,7 @@ def block_ranges(blocks, block_size):
             ranges.append({'start': start, 'end': start + block_size - 1})
     for item in ranges:
         item['size'] = item['end'] - item['start'] + 1
-        item['memmap'] = '%s@0x%x' % (format_size(item['size']), item['start'])
+        item['memmap'] = format_memmap(item['size'], item['start'])
     return ranges
 
 

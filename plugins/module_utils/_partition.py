@@ -29,7 +29,7 @@ import re
 import time
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
-from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, SizeError
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_memmap, format_size, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._render import app_kernel_tokens, RenderError
@@ -55,7 +55,7 @@ def _request(params, cpu_facts, pci, saved):
         memory = memparse(params['memory'])
     except SizeError as exc:
         raise Refused('memory: %s' % exc)
-    devices = _pci.resolve_devices(params['devices'] or [], pci['devices'], saved) if params['devices'] else []
+    devices = _pci.resolve_devices(params['devices'], pci['devices'], saved) if params['devices'] else []
     return cpus, memory, devices
 
 
@@ -69,10 +69,10 @@ def saved_names(saved):
 
 
 def _names_of(devices, pci, previous):
-    by_address = dict((d['address'], d) for d in pci['devices'])
+    index = _pci.by_address(pci)
     names = {}
     for bdf in devices:
-        dev = by_address.get(bdf, {})
+        dev = index.get(bdf, {})
         names[bdf] = previous.get(bdf) or {'net': dev.get('net', []), 'block': dev.get('block', [])}
     return names
 
@@ -88,8 +88,9 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
     cpus, memory, devices = _request(params, cpu_facts, pci, names or {})
     existing = _find(parker, name)
     resume = None
+    held_cpus, held_devices = set(), []
     if existing is not None:
-        held_cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
+        held_cpus = parse_cpus(existing['cpus'])
         held_memory = (existing['memory'] or {}).get('size')
         held_devices = sorted(existing['devices'])
         if (held_cpus, held_memory, held_devices) == (cpus, memory, devices):
@@ -109,14 +110,11 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
                                   'its Application Kernel is running: power it off from inside first'
                                   if existing['online'] else 'set replace: true to remove and recreate it'))
     problems = []
-    if not cpus:
-        problems.append('cpus: the list is empty')
     if len(cpus) > MAX_CPUS or len(devices) > MAX_DEVICES:
         problems.append('Parker allows at most %d CPUs and %d PCI devices per partition' % (MAX_CPUS, MAX_DEVICES))
     if memory <= 0:
         problems.append('memory: must be more than 0')
-    own_cpus = parse_cpus(existing['cpus']) if existing and existing['cpus'] else set()
-    own_devices = set(existing['devices']) if existing else set()
+    own_cpus, own_devices = held_cpus, set(held_devices)
     taken = sorted((cpus & claimed_cpus) - own_cpus)
     if taken:
         problems.append('CPUs %s already belong to another partition (the kernel answers EINVAL)' % format_cpulist(taken))
@@ -132,9 +130,9 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
                                                        'min_housekeeping_cores': params['min_housekeeping_cores']})
     except Refused as exc:
         problems.extend(exc.details.get('problems') or [exc.msg])
-    by_address = dict((d['address'], d) for d in pci['devices'])
+    index = _pci.by_address(pci)
     for bdf in devices:
-        dev = by_address[bdf]
+        dev = index[bdf]
         if bdf in claimed_devices and bdf not in own_devices:
             problems.append('%s is already claimed by another partition' % bdf)
         elif not dev['driver'] and bdf not in own_devices:
@@ -174,7 +172,7 @@ def _lock(io, txn, root):
             time.sleep(1)
 
 
-def _write_memory(io, txn, base, size, retries):
+def _write_memory(txn, base, size, retries):
     """memory can fail with ENOMEM while the host uses CMA pages: free caches, compact, retry (§2.8)."""
     for attempt in range(retries + 1):
         try:
@@ -214,7 +212,7 @@ def _run_partition(params, io, txn):
 
     cpu_facts = _facts.cpu_facts(io)
     pci = _facts.pci_facts(io)
-    claimed_cpus, claimed_devices = _facts.parker_claims(io, root)
+    claimed_cpus, claimed_devices = _facts.claims_of(parker)
     names = saved_names(saved)
     plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names)
     if params['state'] == 'started':
@@ -228,33 +226,30 @@ def _run_partition(params, io, txn):
         if existing and saved.get(name, {}).get('started') and not plan['replace']:
             raise Refused('partition %s already ran once; Parker partitions are single-use: set state absent, then '
                           'started again' % name)
-    if params['state'] == 'started':
         # Everything the start needs is checked now, before mkdir: command line, kernel files, kexec policy.
         _app_line(params, '0x0', plan['memory'], 0)
         _kexec.plan_load(_kexec_params(params, '', 0, plan['memory']), io, _facts.kexec_facts(io),
-                         next((p for p in _kexec.KEXEC_PATHS if io.exists(p)), None))
+                         _kexec.find_kexec(io))
     # Names first: bind takes net=/block= names away from the Boot Kernel, and a run killed after it
     # must still find the devices by the names the inventory uses.
-    record = dict(saved)
-    record[name] = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
-                    'names': _names_of(plan['devices'], pci, names),
-                    'started': saved.get(name, {}).get('started', False) and not plan['create']}
-    if record != saved and (plan['create'] or plan['resume']):
-        txn.save_json(PARTITION_STATE, record)
-        saved = record
+    held = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
+            'names': _names_of(plan['devices'], pci, names)}
+    was_started = saved.get(name, {}).get('started', False)
+    if plan['create'] or plan['resume']:
+        saved = _remember(txn, saved, name, started=was_started and not plan['create'], **held)
     if plan['create']:
         if plan['replace']:
             txn.rmdir(base)
         txn.mkdir(base)
         txn.write(base + '/cpus', format_cpulist(plan['cpus']))
-        _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
+        _write_memory(txn, base, plan['memory'], params['memory_retries'])
         for bdf in plan['devices']:
             txn.write(base + '/bind', bdf)
     elif plan['resume']:
         if plan['resume']['cpus']:
             txn.write(base + '/cpus', format_cpulist(plan['cpus']))
         if plan['resume']['memory']:
-            _write_memory(io, txn, base, plan['memory'], params['memory_retries'])
+            _write_memory(txn, base, plan['memory'], params['memory_retries'])
         for bdf in plan['resume']['devices']:
             txn.write(base + '/bind', bdf)
     current = _facts.parker_facts(io, root) if not txn.check_mode else parker
@@ -264,19 +259,11 @@ def _run_partition(params, io, txn):
     started = False
     if params['state'] == 'started':
         # Single-use: the partition counts as used from the moment online is written, even if this run dies.
-        marked = dict(saved)
-        marked[name] = dict(saved.get(name) or {}, started=True)
-        txn.save_json(PARTITION_STATE, marked)
-        saved = marked
+        saved = _remember(txn, saved, name, started=True)
         started = _start(params, io, txn, base, part, plan)
         if not txn.check_mode:
-            part = _find(_facts.parker_facts(io, root), name)
-    record = dict(saved)
-    record[name] = dict(record.get(name) or {}, cpus=format_cpulist(plan['cpus']), memory=plan['memory'],
-                        devices=plan['devices'], names=_names_of(plan['devices'], pci, names),
-                        started=started or saved.get(name, {}).get('started', False))
-    if record != saved:
-        txn.save_json(PARTITION_STATE, record)
+            part = dict(part, online=True)  # _start verified online reads 1
+    _remember(txn, saved, name, started=started or saved.get(name, {}).get('started', False), **held)
     result = _report(name, part or {'cpus': format_cpulist(plan['cpus']), 'memory': None,
                                     'devices': plan['devices'], 'online': started}, changed=txn.changed,
                      started=started)
@@ -297,18 +284,25 @@ def _left_in_slot(io, existing):
 
 def _finish_killed_start(params, io, txn, existing, saved, plan):
     _unload(txn, _kexec_params(params, '', 0, plan['memory']), io)
-    record = dict(saved)
-    record[params['name']] = dict(saved.get(params['name'], {}), cpus=existing['cpus'], memory=plan['memory'],
-                                  devices=plan['devices'], started=True)
-    txn.save_json(PARTITION_STATE, record)
+    _remember(txn, saved, params['name'], cpus=existing['cpus'], memory=plan['memory'], devices=plan['devices'],
+              started=True)
     return _report(params['name'], existing, changed=True, started=True)
+
+
+def _remember(txn, saved, name, **fields):
+    """Update this partition's record in the state file when it changed; return the new records."""
+    record = dict(saved)
+    record[name] = dict(saved.get(name) or {}, **fields)
+    if record != saved:
+        txn.save_json(PARTITION_STATE, record)
+    return record
 
 
 def _verify_present(part, plan):
     if part is None:
         raise ApplyError('verify partition', None, 'the partition directory is missing after mkdir')
     problems = []
-    if (parse_cpus(part['cpus']) if part['cpus'] else set()) != plan['cpus']:
+    if parse_cpus(part['cpus']) != plan['cpus']:
         problems.append('cpus reads %r' % part['cpus'])
     if not part['memory'] or part['memory']['size'] != plan['memory']:
         problems.append('memory reads %r' % (part['memory'],))
@@ -359,9 +353,9 @@ def _start(params, io, txn, base, part, plan):
         raise
     # One slot: an image left there would kexec the host on its next `systemctl kexec`.
     _unload(txn, kexec_params, io)
-    if not txn.check_mode and io.read(base + '/online') != '1':
-        raise ApplyError('verify %s/online' % base, None, 'the write returned but online reads %r'
-                         % io.read(base + '/online'))
+    online = None if txn.check_mode else io.read(base + '/online')
+    if online not in (None, '1'):
+        raise ApplyError('verify %s/online' % base, None, 'the write returned but online reads %r' % online)
     return True
 
 
@@ -386,7 +380,7 @@ def _absent(params, io, txn, existing, saved, base):
                       'inside (it clears online), then run again' % params['name'])
     txn.rmdir(base)
     if not txn.check_mode:
-        cpus = parse_cpus(existing['cpus']) if existing['cpus'] else set()
+        cpus = parse_cpus(existing['cpus'])
         back = _facts.cpu_state(io)['online']
         missing = sorted(cpus - back)
         if missing:
@@ -405,16 +399,15 @@ def _describe(part):
         return 'absent'
     memory = part.get('memory') or {}
     return 'cpus=%s memory=%s devices=%s online=%s' % (
-        part.get('cpus') or '-', '%s@0x%x' % (format_size(memory['size']), memory['start']) if memory else '-',
+        part.get('cpus') or '-', format_memmap(memory['size'], memory['start']) if memory else '-',
         ','.join(part.get('devices') or []) or '-', part.get('online'))
 
 
 def _report(name, part, changed, started):
     memory = part.get('memory') or {}
     return {'changed': changed, 'name': name, 'cpus': part.get('cpus'), 'devices': part.get('devices'),
-            'memory': memory or None, 'memmap': '%s@0x%x' % (format_size(memory['size']), memory['start'])
-            if memory else None, 'control_structure': part.get('control_structure'), 'online': bool(part.get('online')),
-            'started': started}
+            'memory': memory or None, 'memmap': format_memmap(memory['size'], memory['start']) if memory else None,
+            'control_structure': part.get('control_structure'), 'online': bool(part.get('online')), 'started': started}
 
 
 def conflicts(partitions):

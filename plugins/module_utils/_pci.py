@@ -68,8 +68,13 @@ def _target(override):
     return (None, 'none') if override == 'none' else (override, override)
 
 
+def by_address(pci):
+    """pci_facts() devices indexed by PCI address."""
+    return dict((d['address'], d) for d in pci['devices'])
+
+
 def plan_devices(params, pci, claimed, saved):
-    devices = dict((d['address'], d) for d in pci['devices'])
+    devices = by_address(pci)
     bdfs = resolve_devices(params['devices'], pci['devices'], saved)
     detach = params['state'] == 'detached'
     force = params['force']
@@ -170,7 +175,7 @@ def run_device_detach(params, io, txn):
         apply_step(step, txn)
 
     if not txn.check_mode and steps:
-        after = dict((d['address'], d) for d in _facts.pci_facts(io)['devices'])
+        after = by_address(_facts.pci_facts(io))
         attaching = params['state'] == 'attached'
         wrong = [s['address'] for s in steps
                  if (s['to'] is not None and after[s['address']]['driver'] != s['to'])
@@ -182,13 +187,13 @@ def run_device_detach(params, io, txn):
     if record != saved:
         txn.save_json(DEVICE_STATE, record)
 
-    by_address = dict((d['address'], d) for d in pci['devices'])
+    index = by_address(pci)
 
     def view(changed):
         lines = []
         for bdf in bdfs:
             step = changed.get(bdf)
-            dev = by_address[bdf]
+            dev = index[bdf]
             driver, override = (step['to'], step['override']) if step else (dev['driver'], dev['driver_override'])
             lines.append('%s driver=%s driver_override=%s' % (bdf, driver or '-', override or '-'))
         return '\n'.join(lines)

@@ -18,7 +18,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
-from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_size, token_key
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_memmap, token_key
 
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
 _BAD_VALUE = re.compile(r'[\s"\'`\\;|&<>]')
@@ -165,7 +165,7 @@ def app_kernel_tokens(control_structure, memory_size, memory_base, console=None,
     if not re.match(r'^0x[0-9a-fA-F]+$', str(control_structure)):
         raise RenderError('control_structure %r is not a 0x-prefixed physical address' % (control_structure,))
     tokens = ['parker=%s' % control_structure, 'memmap=exactmap',
-              'memmap=%s@0x%x' % (format_size(int(memory_size)), int(memory_base))]
+              'memmap=' + format_memmap(memory_size, memory_base)]
     if console:
         tokens.append('console=%s' % _check_value('console', console))
     if root:

@@ -14,6 +14,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STATE_DIR = os.environ.get('PARKER_FLEET_DIR', os.path.join(REPO, '.fleet'))
 PLAYBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'playbooks')
+FLEET_CLI = os.path.join(REPO, 'tools', 'fleet', 'fleet')
 
 
 def fleet_state():
@@ -86,13 +87,10 @@ def recap(output):
 
 
 def guest_run(guest, command, state_dir=None, timeout=120):
-    """Run a shell command line in a guest over SSH (for the tests' own view of the kernel)."""
-    state_dir = state_dir or STATE_DIR
-    argv = ['ssh', '-i', os.path.join(state_dir, 'id_ed25519'), '-p', str(guest['port']), '-o', 'BatchMode=yes',
-            '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-            'root@127.0.0.1', command]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          timeout=timeout, check=False)
+    """Run a shell command line in a guest through `fleet ssh` (the tests' own view of the kernel)."""
+    argv = [FLEET_CLI, 'ssh', '--state-dir', state_dir or STATE_DIR, guest['name'], command]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=timeout, check=False)
     return proc.returncode, proc.stdout
 
 

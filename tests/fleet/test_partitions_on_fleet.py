@@ -21,7 +21,7 @@ import time
 import pytest
 import yaml
 
-from harness import REPO, ansible_env, guest_run, playbook_argv, recap, run_playbook
+from harness import REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, run_playbook
 
 DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
@@ -77,7 +77,7 @@ def assert_up(state, guest):
 class Fleet:
     def __init__(self, state, tmp):
         self.state = state
-        self.dir = os.environ.get('PARKER_FLEET_DIR', os.path.join(REPO, '.fleet'))
+        self.dir = STATE_DIR
         self.guests = state['guests']
         self.names = [g['name'] for g in self.guests]
         self.tmp = tmp

@@ -31,6 +31,11 @@ import os
 import subprocess
 import time
 
+try:
+    from .model import memparse
+except ImportError:  # deployed flat next to model.py
+    from model import memparse
+
 PCI_NETWORK_CLASS = '0x02'
 NETNS_PREFIX = 'parker-'
 
@@ -74,14 +79,6 @@ def parse_kexec_argv(argv):
         slot['kernel'] = positional[-1]
         return 'load', slot
     return None, None
-
-
-def memparse(text):
-    """The kernel's memparse(): number (0x/0 prefixes) with an optional K/M/G/T/P/E suffix."""
-    text = text.strip()
-    shift = {'K': 10, 'M': 20, 'G': 30, 'T': 40, 'P': 50, 'E': 60}.get(text[-1:].upper(), 0)
-    number = text[:-1] if shift else text
-    return int(number, 0) << shift
 
 
 def parse_ip(value):
