@@ -21,9 +21,22 @@ __metaclass__ = type
 import errno
 import json
 import os
-import threading
+import subprocess
+import sys
 import time
 
+
+# Run by write_blocking in a child: one open and one write, the errno on failure.
+_BLOCKING_WRITER = (
+    "import os, sys\n"
+    "try:\n"
+    "    fd = os.open(sys.argv[1], os.O_WRONLY)\n"
+    "    os.write(fd, sys.argv[2].encode())\n"
+    "    os.close(fd)\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write('%d %s' % (exc.errno, exc.strerror))\n"
+    "    sys.exit(1)\n"
+)
 
 class HostIO:
     """Read-only view of a host's /sys, /proc, /boot and /run, rooted at ``root``."""
@@ -213,28 +226,28 @@ class Transaction:
     def write_blocking(self, rel, value, timeout):
         """A write the kernel may block on (Parker's online): give up waiting after ``timeout`` seconds.
 
-        The writer thread cannot be cancelled; a kernel that never returns keeps
-        it (and its locks) until the host is rebooted, so the failure says so.
+        The write runs in a child process of its own session. Parker's online loop
+        never checks for signals, so a writer stuck in it can neither be killed nor
+        exit; were it a thread of this module, the module could not exit either and
+        the Ansible task would hang past the timeout. The child is left stuck, and
+        the failure says the kernel may hold its lock until the host is reset.
         """
         self.actions.append('write %s <- %s (wait up to %ds)' % (rel, value, timeout))
         if self.check_mode:
             return
-        outcome = {}
-
-        def writer():
-            try:
-                self._write_now(rel, value)
-            except ApplyError as exc:
-                outcome['error'] = exc
-        thread = threading.Thread(target=writer, name='parker-blocking-write')
-        thread.daemon = True
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
+        writer = subprocess.Popen([sys.executable, '-c', _BLOCKING_WRITER, self.io.path(rel), str(value)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  close_fds=True, start_new_session=True)
+        try:
+            writer.wait(timeout)
+        except subprocess.TimeoutExpired:
             raise ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
                              'still blocked after %d s; the kernel may hold its lock until reboot' % timeout)
-        if 'error' in outcome:
-            raise outcome['error']
+        if writer.returncode != 0:
+            err = writer.stderr.read().decode('utf-8', 'replace').strip()
+            code, _sep, text = err.partition(' ')
+            raise ApplyError('write %s to %s' % (value, rel), int(code) if code.isdigit() else None,
+                             text or err or 'writer exited with %d' % writer.returncode)
 
     def probe(self, argv):
         """Run a read-only command; it runs in check mode too. Returns (rc, out, err)."""
