@@ -89,9 +89,12 @@ def execute(module, operation, root='/'):
                              changed=bool(failures), actions=txn.actions, rollback_failures=failures)
         module.fail_json(msg=exc.msg, changed=False, writes=0, **exc.details)
     except ApplyError as exc:
+        had_undo = txn.has_undo()
         failures = txn.rollback()
-        msg = '%s; %s' % (exc, 'rolled back every earlier change' if not failures
-                          else 'rollback FAILED for: ' + '; '.join(failures))
+        msg = str(exc)
+        if had_undo:
+            msg += '; ' + ('rolled back every earlier change' if not failures
+                           else 'rollback FAILED for: ' + '; '.join(failures))
         if exc.errno_name in ERRNO_HINTS:
             msg += '. Hint: ' + ERRNO_HINTS[exc.errno_name]
         module.fail_json(msg=msg, changed=bool(failures), errno=exc.errno, errno_name=exc.errno_name,

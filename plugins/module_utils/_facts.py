@@ -102,11 +102,15 @@ def cpu_facts(io):
             }
         elif str(cpu) in cache:
             topo = dict(cache[str(cpu)], source='cached')
+        if cpu not in node_of:
+            # x86 drops an offline CPU from its node's cpulist; the cpuN/nodeM link stays.
+            linked = [n for n in io.listdir(base) if n.startswith('node') and n[4:].isdigit()]
+            node_of[cpu] = int(linked[0][4:]) if linked else None
         entry = {
             'id': cpu,
             'online': online,
             'hotpluggable': hotpluggable,
-            'node': node_of.get(cpu),
+            'node': node_of[cpu],
         }
         for key in ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'):
             entry[key] = topo.get(key) if topo else None

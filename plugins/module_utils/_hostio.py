@@ -38,6 +38,7 @@ _BLOCKING_WRITER = (
     "    sys.exit(1)\n"
 )
 
+
 class HostIO:
     """Read-only view of a host's /sys, /proc, /boot and /run, rooted at ``root``."""
 
@@ -241,8 +242,10 @@ class Transaction:
         try:
             writer.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
-                             'still blocked after %d s; the kernel may hold its lock until reboot' % timeout)
+            error = ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
+                               'still blocked after %d s; the kernel may hold its lock until reboot' % timeout)
+            error.writer_pid = writer.pid
+            raise error
         if writer.returncode != 0:
             err = writer.stderr.read().decode('utf-8', 'replace').strip()
             code, _sep, text = err.partition(' ')

@@ -237,6 +237,21 @@ def _check_parker_cma(value, numa, problems):
     return reserved
 
 
+def parker_cma_areas(io):
+    """{node: bytes} of the Parker CMA areas the running Boot Kernel reserved, from its parker_cma=
+    (the last one counts, as with any early parameter); None when the line has none."""
+    values = [t.split('=', 1)[1] for t in _facts.running_cmdline(io) if t.startswith('parker_cma=')]
+    if not values:
+        return None
+    return _check_parker_cma(values[-1], _facts.numa_facts(io), [])
+
+
+def cma_units(size):
+    """Bytes of a Parker CMA area one allocation uses: its bitmap counts whole GiB
+    (order_per_bit = 30 - PAGE_SHIFT), so cma_alloc rounds every request up to 1G."""
+    return -(-int(size) // GIB) * GIB
+
+
 def boot_plan(params, io):
     numa = _facts.numa_facts(io)
     res = _facts.reservation_facts(io)

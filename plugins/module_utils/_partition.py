@@ -33,7 +33,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memp
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._render import app_kernel_tokens, RenderError
-from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _pci
+from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _memory, _pci
 
 PARTITION_STATE = _facts.STATE_DIR + '/partitions.json'
 MAX_CPUS, MAX_DEVICES = 512, 256
@@ -77,8 +77,75 @@ def _names_of(devices, pci, previous):
     return names
 
 
-def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names=None):
-    """Validate a new partition, or compare an existing one. Returns the plan dict (pure)."""
+def parse_preceding(entries, cpu_facts):
+    """The partitions a run brings up on this host before this one: [{'name', 'cpus', 'memory'}]
+    with CPUs as a set and memory in bytes. One that does not parse is its own call's refusal."""
+    last_cpu = max(parse_cpus(cpu_facts['possible']))
+    parsed = []
+    for entry in entries or []:
+        try:
+            parsed.append({'name': entry['name'], 'cpus': parse_cpus(entry['cpus'], last_cpu),
+                           'memory': memparse(entry['memory'])})
+        except (CpulistError, SizeError, ValueError):
+            continue
+    return parsed
+
+
+def _after_preceding(cpu_facts, claimed_cpus, preceding):
+    """The Boot Kernel's CPUs once the run's earlier partitions hold theirs (pure): those CPUs are
+    offline and claimed. Returns (cpu_facts, claimed_cpus, CPUs newly taken by them)."""
+    taken = set()
+    for other in preceding:
+        taken |= other['cpus']
+    taken -= claimed_cpus
+    if not taken:
+        return cpu_facts, claimed_cpus, taken
+    cpus = [dict(c, online=c['online'] and c['id'] not in taken) for c in cpu_facts['list']]
+    return dict(cpu_facts, list=cpus), claimed_cpus | taken, taken
+
+
+def cma_problems(name, cpus, memory, cpu_facts, parker, preceding, areas):
+    """Does the partition's memory fit the Parker CMA area it is taken from (pure)?
+
+    The area is that of the node of the partition's first CPU (§2.3), and every allocation
+    uses whole GiB of it. Partitions held now and the run's earlier ones count against it.
+    """
+    node_of = dict((c['id'], c['node']) for c in cpu_facts['list'])
+    node = node_of.get(min(cpus))
+    if node is None:
+        return []
+    area = areas.get(node, 0)
+    if not area:
+        return ['memory: %s would come from node %d, where its first CPU (%d) is, but parker_cma= gives node %d no '
+                'Parker CMA area (areas on nodes: %s)'
+                % (name, node, min(cpus), node, ','.join(str(n) for n in sorted(areas)) or 'none')]
+    users = []
+    for part in parker['partitions']:
+        held = parse_cpus(part['cpus']) if part['cpus'] else set()
+        if part['name'] != name and part['memory'] and held and node_of.get(min(held)) == node:
+            users.append((part['name'], part['memory']['size']))
+    existing = set(p['name'] for p in parker['partitions'])
+    for other in preceding:
+        if other['name'] not in existing and other['cpus'] and node_of.get(min(other['cpus'])) == node:
+            users.append(('%s (earlier in this run)' % other['name'], other['memory']))
+    used = sum(_memory.cma_units(size) for _name, size in users)
+    need = _memory.cma_units(memory)
+    if used + need <= area:
+        return []
+    return ['memory: %s comes from node %d\'s Parker CMA area (its first CPU, %d, is on node %d) and takes %s of it '
+            '(%s rounded up to the area\'s 1G unit); the area is %s and %s of it is held by %s'
+            % (name, node, min(cpus), node, format_size(need), format_size(memory), format_size(area),
+               format_size(used), ', '.join(n for n, _s in users) or 'nothing')]
+
+
+def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names=None, preceding=(),
+                 cma_areas=None):
+    """Validate a new partition, or compare an existing one. Returns the plan dict (pure).
+
+    ``preceding`` (parse_preceding) are partitions the same run creates on this host first: checked
+    as if they already held their CPUs and memory, so host-wide limits hold for the whole run.
+    ``cma_areas`` ({node: bytes}, or None when unknown) bounds the memory.
+    """
     name = params['name']
     if not _NAME.match(name):
         raise Refused('partition name %r: use letters, digits, "_", "." and "-"' % name)
@@ -110,6 +177,10 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
                                   'its Application Kernel is running: power it off from inside first'
                                   if existing['online'] else 'set replace: true to remove and recreate it'))
     problems = []
+    needs_memory = resume is None or resume['memory']
+    if cma_areas is not None and needs_memory and cpus and memory > 0:
+        problems.extend(cma_problems(name, cpus, memory, cpu_facts, parker, preceding, cma_areas))
+    cpu_facts, claimed_cpus, taken_earlier = _after_preceding(cpu_facts, claimed_cpus, preceding)
     if len(cpus) > MAX_CPUS or len(devices) > MAX_DEVICES:
         problems.append('Parker allows at most %d CPUs and %d PCI devices per partition' % (MAX_CPUS, MAX_DEVICES))
     if memory <= 0:
@@ -118,7 +189,8 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
     taken = sorted((cpus & claimed_cpus) - own_cpus)
     if taken:
         problems.append('CPUs %s already belong to another partition (the kernel answers EINVAL)' % format_cpulist(taken))
-    offline = sorted(c['id'] for c in cpu_facts['list'] if c['id'] in cpus and not c['online'] and c['id'] not in own_cpus)
+    offline = sorted(c['id'] for c in cpu_facts['list']
+                     if c['id'] in cpus - own_cpus - claimed_cpus and not c['online'])
     if offline:
         problems.append('CPUs %s are offline in the Boot Kernel; Parker takes online CPUs and offlines them itself'
                         % format_cpulist(offline))
@@ -129,7 +201,10 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
                                                        'allow_smt_split': params['allow_smt_split'],
                                                        'min_housekeeping_cores': params['min_housekeeping_cores']})
     except Refused as exc:
-        problems.extend(exc.details.get('problems') or [exc.msg])
+        found = exc.details.get('problems') or [exc.msg]
+        if taken_earlier:
+            found = ['with CPUs %s taken earlier in this run: %s' % (format_cpulist(taken_earlier), p) for p in found]
+        problems.extend(found)
     index = _pci.by_address(pci)
     for bdf in devices:
         dev = index[bdf]
@@ -199,12 +274,35 @@ def run_partition(params, io, txn):
             os.close(lock)
 
 
+def blocked_starts(io, saved):
+    """[(partition, pid)] whose start timed out with the online writer still blocked in the kernel."""
+    stuck = []
+    for name, record in sorted(saved.items()):
+        pid = record.get('blocked_writer')
+        if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
+            stuck.append((name, pid))
+    return stuck
+
+
+def _refuse_behind_a_blocked_start(io, saved):
+    """Parker's mutex is held while a start's online write blocks: every other kernfs write would hang behind
+    it with no timeout, so nothing is tried until that writer returns."""
+    stuck = blocked_starts(io, saved)
+    if stuck:
+        raise Refused('the start of %s timed out and its write to online is still blocked in the kernel (pid %s), '
+                      'holding Parker\'s mutex: any partition write on this host would hang behind it. Wait until '
+                      'that Application Kernel reports online (the writer then exits), or reset the host'
+                      % (', '.join(n for n, _p in stuck), ', '.join(str(p) for _n, p in stuck)))
+    return dict((n, dict((k, v) for k, v in r.items() if k != 'blocked_writer')) for n, r in saved.items())
+
+
 def _run_partition(params, io, txn):
     root = params['parker_root']
+    # Before the kernfs is read at all: a show handler may wait on the same mutex.
+    saved = _refuse_behind_a_blocked_start(io, io.load_json(PARTITION_STATE, {}))
     parker = _facts.parker_facts(io, root)
     name = params['name']
     existing = _find(parker, name) if parker['present'] else None
-    saved = io.load_json(PARTITION_STATE, {})
     base = '%s/%s' % (root, name)
 
     if params['state'] == 'absent':
@@ -214,7 +312,8 @@ def _run_partition(params, io, txn):
     pci = _facts.pci_facts(io)
     claimed_cpus, claimed_devices = _facts.claims_of(parker)
     names = saved_names(saved)
-    plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names)
+    plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names,
+                        parse_preceding(params.get('preceding'), cpu_facts), _memory.parker_cma_areas(io))
     if params['state'] == 'started':
         if not params['kernel']:
             raise Refused('state=started needs kernel (and usually initrd)')
@@ -345,6 +444,8 @@ def _start(params, io, txn, base, part, plan):
             # The writer still spins in the kernel holding parker_mutex, and the partition's CPUs may be running
             # the image: undoing (rmdir, kexec -u) would hang or pull resources from under it.
             txn.discard_undo()
+            if getattr(exc, 'writer_pid', None):
+                _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=exc.writer_pid)
             raise ApplyError('start partition %s' % params['name'], errno.ETIMEDOUT,
                              'the Application Kernel did not report online within %d s; the write is still blocked '
                              'in the kernel holding Parker\'s mutex. Nothing was undone: check the Application '

@@ -96,9 +96,32 @@ options:
     description: Allow a partition that takes some threads of a core but not all.
     type: bool
     default: false
+  preceding:
+    description:
+      - Partitions the same run brings up on this host before this one (the role sets it in its validation pass).
+      - They count as already holding their CPUs and memory, so limits that span the host (housekeeping cores, SMT
+        siblings, the Parker CMA area) are checked for the whole run before its first write.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Its name.
+        type: str
+        required: true
+      cpus:
+        description: Its CPUs.
+        type: raw
+        required: true
+      memory:
+        description: Its memory size.
+        type: str
+        required: true
 notes:
+  - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
+    When the running command line carries C(parker_cma=), a request that does not fit that area is refused.
   - A start that times out leaves the writer blocked in the kernel, which holds Parker's global mutex until the
-    host reboots; the failure says so.
+    host reboots; the failure says so. The writer is a process of its own, so the task still ends at the timeout.
 '''
 
 EXAMPLES = r'''
@@ -194,6 +217,11 @@ def main():
             memory_retries=dict(type='int', default=3),
             min_housekeeping_cores=dict(type='int', default=1),
             allow_smt_split=dict(type='bool', default=False),
+            preceding=dict(type='list', elements='dict', default=[], options=dict(
+                name=dict(type='str', required=True),
+                cpus=dict(type='raw', required=True),
+                memory=dict(type='str', required=True),
+            )),
             **SAFETY_ARGUMENT_SPEC
         ),
         required_if=[('state', 'present', ['cpus', 'memory']), ('state', 'started', ['cpus', 'memory', 'kernel'])],

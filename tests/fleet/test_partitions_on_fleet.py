@@ -240,15 +240,25 @@ def test_a_host_with_a_bad_spec_fails_alone_with_zero_writes(parker_fleet):
     assert parker_fleet.views() == parker_fleet.baseline
 
 
+def spec_that_fits_only_one_at_a_time(fleet_vars):
+    """p1 on CPU 1 and p2 on CPU 3: each alone leaves a whole core (2-3 or 0-1) for housekeeping,
+    both together leave none. Validated one by one, p1 would be built before p2 is refused."""
+    partitions = [dict(p) for p in fleet_vars['parker_partitions']]
+    partitions[0]['cpus'] = '1'
+    return {'parker_partitions': partitions}
+
+
 def test_a_failed_host_halts_the_rollout(parker_fleet):
+    """The failing host's partitions pass one by one but not together: refused before the first write."""
     first, bad, last = parker_fleet.names[:3]
-    parker_fleet.host_vars(bad, bad_spec(parker_fleet.vars))
+    parker_fleet.host_vars(bad, spec_that_fits_only_one_at_a_time(parker_fleet.vars))
     try:
         rc, output, hosts, _s = parker_fleet.play(BRINGUP, '-e', 'parker_serial=1', '-e',
                                                   'parker_max_fail_percentage=0')
     finally:
         parker_fleet.host_vars(bad, None)
     assert rc != 0 and hosts[bad]['failed'] == 1, hosts
+    assert 'with CPUs 1 taken earlier in this run' in output and 'min_housekeeping_cores=1' in output, output[-6000:]
     states = parker_fleet.views()
     assert_up(states[first], first)
     assert states[bad] == parker_fleet.baseline[bad]
@@ -258,3 +268,13 @@ def test_a_failed_host_halts_the_rollout(parker_fleet):
     after = parker_fleet.facts('after')
     for name in parker_fleet.names:
         assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
+
+
+def test_a_start_that_never_comes_online_ends_at_its_timeout(parker_fleet):
+    """The emulated online writer cannot be killed, as Parker's spin loop cannot (parkerfs.py): the
+    task still ends at start_timeout, later operations are refused while it blocks, and the start is
+    finished once the Application Kernel comes up late. See playbooks/start_timeout.yml."""
+    guest = parker_fleet.guests[0]
+    rc, output, hosts, seconds = parker_fleet.play('start_timeout.yml', '-l', guest['name'])
+    assert rc == 0 and hosts[guest['name']]['failed'] == 0, output[-8000:]
+    assert view(guest, parker_fleet.dir) == parker_fleet.baseline[guest['name']]

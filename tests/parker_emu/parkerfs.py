@@ -24,6 +24,8 @@ Emulator-only control files, outside the Parker ABI and hidden from readdir (so
   MOUNT/.emu/<name>/shutdown  write anything: the application kernel powers itself off
                               (clears online; rmdir is then allowed)
   MOUNT/.emu/<name>/boot      write anything: report the instance online now
+  MOUNT/.emu/<name>/hang      write anything: the next start hangs in early boot and never
+                              reports online on its own (boot still releases it)
   MOUNT/.emu/<name>/state     read: started/online flags, one per line, and "error ..."
                               when the instance could not boot or its network setup failed
 
@@ -61,7 +63,7 @@ except ImportError:
 MODES = {'id': 0o444, 'control_structure': 0o444, 'cpus': 0o644, 'memory': 0o644,
          'bind': 0o200, 'unbind': 0o200, 'online': 0o644}
 EMU = '.emu'
-EMU_FILES = {'shutdown': 0o200, 'boot': 0o200, 'state': 0o444}
+EMU_FILES = {'shutdown': 0o200, 'boot': 0o200, 'hang': 0o200, 'state': 0o444}
 
 
 class InstanceSimulator:
@@ -78,10 +80,14 @@ class InstanceSimulator:
         self.host = host
         self.model = None
         self.errors = {}
+        self.hanging = set()
 
     def on_start(self, name):
         self.errors.pop(name, None)
-        if self.enabled:
+        if name in self.hanging:
+            self.hanging.discard(name)
+            self.errors[name] = 'hung in early boot (.emu hang)'
+        elif self.enabled:
             threading.Thread(target=self._boot, args=(name,), daemon=True).start()
 
     def _boot(self, name):
@@ -261,6 +267,8 @@ class ParkerFS(Operations):
                     self.model.simulator.shutdown(parts[1])
                 elif parts[2] == 'boot':
                     self.model.instance_online(parts[1])
+                elif parts[2] == 'hang':
+                    self.model.simulator.hanging.add(parts[1])
                 else:
                     raise FuseOSError(errno.EACCES)
                 return len(data)

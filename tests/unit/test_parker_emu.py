@@ -515,6 +515,24 @@ def test_fuse_adapter_errors_and_blocking(monkeypatch):
     ops.rmdir('/p1')
 
 
+def test_a_hanging_start_blocks_until_boot_releases_it(monkeypatch):
+    parkerfs = import_parkerfs(monkeypatch)
+    model = parkerfs.make_model(FakeBackend(), delay=0.01, online_cap=5)
+    ops = parkerfs.ParkerFS(model)
+    ops.mkdir('/p1', 0o755)
+    ops.write('/p1/cpus', b'4', 0, 0)
+    ops.write('/p1/memory', b'128M', 0, 0)
+    ops.write('/.emu/p1/hang', b'1', 0, 0)
+    thread = threading.Thread(target=ops.write, args=('/p1/online', b'1', 0, 0))
+    thread.start()
+    time.sleep(0.5)  # well past the 10 ms boot delay
+    assert thread.is_alive()
+    assert ops.read('/.emu/p1/state', 100, 0, 0) == b'started 1\nonline 0\nerror hung in early boot (.emu hang)\n'
+    ops.write('/.emu/p1/boot', b'1', 0, 0)
+    thread.join(3)
+    assert not thread.is_alive() and ops.read('/p1/online', 10, 0, 0) == b'1\n'
+
+
 def test_simulator_never_boots_without_memory(monkeypatch):
     parkerfs = import_parkerfs(monkeypatch)
     model = parkerfs.make_model(FakeBackend(), delay=0.01, online_cap=0.3)

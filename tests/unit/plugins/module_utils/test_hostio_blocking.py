@@ -70,7 +70,7 @@ def test_the_module_process_ends_and_lets_go_of_its_output_while_the_writer_stay
     started = time.time()
     module = subprocess.run([sys.executable, '-c', program, str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-                            timeout=30)
+                            timeout=30, check=False)
     assert module.stdout.decode().strip() == 'timed out', module.stderr.decode()
     assert time.time() - started < 10
     writers = _writer_pids(tmp_path / 'online')
@@ -79,4 +79,3 @@ def test_the_module_process_ends_and_lets_go_of_its_output_while_the_writer_stay
         assert all(os.getsid(pid) == pid for pid in writers), 'the writer should lead its own session'
     finally:
         _kill_writers_of(tmp_path / 'online')
-

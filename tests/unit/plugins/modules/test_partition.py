@@ -292,3 +292,94 @@ def test_resume_after_a_bind_keeps_the_bound_device(kernfs, run, monkeypatch):
     resumed = run(run_partition, params(devices=['block=vdb', '0000:00:04.0']))
     assert not resumed.get('failed'), resumed.get('msg')
     assert resumed['devices'] == ['0000:00:03.0', '0000:00:04.0']
+
+
+# Host-wide limits over the whole run: the role's validation pass gives each partition the ones
+# before it as `preceding`. The fake host has SMT pairs 0-1, 2-3, 4-5, 6-7; node 1 holds CPUs 4-7.
+
+def test_partitions_that_pass_alone_but_not_together_are_refused_before_any_write(kernfs, run):
+    p1 = params(name='p1', cpus='4-5', devices=[], min_housekeeping_cores=3)
+    p2 = params(name='p2', cpus='6-7', devices=[], min_housekeeping_cores=3)
+    before = snapshot(kernfs.root)
+    assert not run(run_partition, p1, check_mode=True).get('failed')
+    assert not run(run_partition, p2, check_mode=True).get('failed')
+    together = run(run_partition, dict(p2, preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]),
+                   check_mode=True)
+    assert together['failed'] and 'with CPUs 4-5 taken earlier in this run' in together['msg'], together['msg']
+    assert 'fewer than min_housekeeping_cores=3' in together['msg']
+    assert snapshot(kernfs.root) == before
+    # What the validation pass prevents: the apply pass would have built p1 and then refused p2.
+    assert run(run_partition, p1)['changed']
+    assert run(run_partition, p2)['failed']
+
+
+def test_a_cpu_taken_earlier_in_the_run_is_refused_as_taken(kernfs, run):
+    result = run(run_partition, params(name='p2', cpus='4-5', devices=[],
+                                       preceding=[{'name': 'p1', 'cpus': '5', 'memory': '128M'}]), check_mode=True)
+    assert result['failed'] and 'CPUs 5 already belong to another partition' in result['msg'], result['msg']
+    assert 'offline in the Boot Kernel' not in result['msg']
+
+
+def test_an_earlier_partition_that_does_not_parse_is_left_to_its_own_refusal(kernfs, run):
+    result = run(run_partition, params(name='p2', cpus='6-7', devices=[],
+                                       preceding=[{'name': 'p1', 'cpus': '4-x', 'memory': 'lots'}]), check_mode=True)
+    assert not result.get('failed'), result
+
+
+def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run):
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    p1 = params(name='p1', cpus='4-5', devices=[])
+    p2 = params(name='p2', cpus='6-7', devices=[])
+    assert not run(run_partition, p1, check_mode=True).get('failed')
+    assert not run(run_partition, p2, check_mode=True).get('failed')
+    # 256M each, but every allocation takes a whole GiB of the 1G area.
+    together = run(run_partition, dict(p2, preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]),
+                   check_mode=True)
+    assert together['failed'], together
+    assert "node 1's Parker CMA area" in together['msg'] and 'takes 1G of it (256M rounded up' in together['msg']
+    assert 'the area is 1G and 1G of it is held by p1 (earlier in this run)' in together['msg'], together['msg']
+    # Node 0 has no area at all.
+    elsewhere = run(run_partition, params(name='p3', cpus='2-3', devices=[]), check_mode=True)
+    assert elsewhere['failed'] and 'gives node 0 no Parker CMA area (areas on nodes: 1)' in elsewhere['msg'], \
+        elsewhere['msg']
+    # A partition already held counts the same way, and holding it again is no new request.
+    assert run(run_partition, p1)['changed']
+    assert run(run_partition, p1)['changed'] is False
+    held = run(run_partition, p2, check_mode=True)
+    assert held['failed'] and '1G of it is held by p1' in held['msg'] and 'earlier' not in held['msg']
+
+
+def test_an_area_with_room_for_both_accepts_both(kernfs, run):
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=2G')  # 1G on each of the two nodes
+    assert run(run_partition, params(name='p1', cpus='2-3', devices=[]))['changed']
+    assert run(run_partition, params(name='p2', cpus='4-5', devices=[]))['changed']
+    third = run(run_partition, params(name='p3', cpus='6-7', devices=[]), check_mode=True)
+    assert third['failed'] and '1G of it is held by p2' in third['msg'], third['msg']
+
+
+def test_nothing_is_tried_while_a_timed_out_start_still_blocks_in_the_kernel(kernfs, run, monkeypatch):
+    """Parker's mutex is held by the blocked online writer: a later rmdir or mkdir would hang behind it."""
+    import errno
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+
+    def blocked(txn, rel, value, timeout):
+        error = _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
+        error.writer_pid = 4242
+        raise error
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
+    started = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
+                  commands={('/usr/sbin/kexec',): kexec})
+    assert started['failed'] and started['errno_name'] == 'ETIMEDOUT'
+    kernfs.write('/proc/4242/cmdline', 'python3\0-c\0...\0%s/sys/fs/parker/p1/online\x001\0' % kernfs.root)
+    before = snapshot(kernfs.root)
+    for request in (params(state='absent'), params(name='p2', cpus='6-7', devices=[])):
+        refused = run(run_partition, request)
+        assert refused['failed'] and 'start of p1 timed out' in refused['msg'] and 'pid 4242' in refused['msg']
+    assert snapshot(kernfs.root) == before
+    # The writer returned (the Application Kernel came up late, here it powered off again): work goes on.
+    shutil.rmtree(kernfs.path('/proc/4242'))
+    assert run(run_partition, params(state='absent'))['changed']
