@@ -304,6 +304,11 @@ def _run_partition(params, io, txn):
     name = params['name']
     existing = _find(parker, name) if parker['present'] else None
     base = '%s/%s' % (root, name)
+    if parker['present']:
+        # Records of partitions removed outside the collection go with the next save: their names would
+        # shadow what the Boot Kernel calls those devices now.
+        live = set(p['name'] for p in parker['partitions']) | set([name])
+        saved = dict((n, r) for n, r in saved.items() if n in live)
 
     if params['state'] == 'absent':
         return _absent(params, io, txn, existing, saved, base)

@@ -383,3 +383,15 @@ def test_nothing_is_tried_while_a_timed_out_start_still_blocks_in_the_kernel(ker
     # The writer returned (the Application Kernel came up late, here it powered off again): work goes on.
     shutil.rmtree(kernfs.path('/proc/4242'))
     assert run(run_partition, params(state='absent'))['changed']
+
+
+def test_the_record_of_a_partition_removed_by_hand_is_dropped(kernfs, run):
+    import json
+    run(run_partition, params(name='p0', cpus='4-5', devices=[]))
+    for cpu in (4, 5):
+        kernfs.write('/sys/devices/system/cpu/cpu%d/online' % cpu, '1')
+    kernfs.sync_cpu_online()
+    shutil.rmtree(kernfs.path(ROOT + '/p0'))  # an operator's rmdir, outside the collection
+    assert run(run_partition, params())['changed']
+    records = json.loads(kernfs.read('/run/parker-kernel/partitions.json'))
+    assert sorted(records) == ['p1'], records
