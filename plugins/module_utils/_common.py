@@ -97,7 +97,9 @@ def execute(module, operation, root='/'):
                            else 'rollback FAILED for: ' + '; '.join(failures))
         if exc.errno_name in ERRNO_HINTS:
             msg += '. Hint: ' + ERRNO_HINTS[exc.errno_name]
-        module.fail_json(msg=msg, changed=bool(failures), errno=exc.errno, errno_name=exc.errno_name,
+        # left_in_place: the operation chose not to undo (a start that timed out): the host did change.
+        module.fail_json(msg=msg, changed=bool(failures) or getattr(exc, 'left_in_place', False),
+                         errno=exc.errno, errno_name=exc.errno_name,
                          actions=txn.actions, rollback_failures=failures)
     result.setdefault('changed', txn.changed)
     result['actions'] = txn.actions

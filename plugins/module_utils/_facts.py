@@ -22,12 +22,14 @@ import struct
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline
+from ansible_collections.parker.kernel.plugins.module_utils._common import Refused
 
 CPU_ROOT = '/sys/devices/system/cpu'
 MEM_ROOT = '/sys/devices/system/memory'
 NODE_ROOT = '/sys/devices/system/node'
 PCI_ROOT = '/sys/bus/pci/devices'
 STATE_DIR = '/run/parker-kernel'
+PARTITION_STATE = STATE_DIR + '/partitions.json'  # parker.kernel.partition's records
 TOPOLOGY_CACHE = STATE_DIR + '/cpu-topology.json'
 PARKER_ROOT = '/sys/fs/parker'
 
@@ -519,7 +521,35 @@ def _mounted_type(io, path):
     return None
 
 
+def blocked_starts(io, records=None):
+    """[{'partition', 'pid'}] of starts whose online writer is still blocked in the kernel.
+
+    parker.kernel.partition records the writer's pid (``records``: its state file) when it
+    starts it; while that process lives, Parker's mutex is held and the kernfs is not touched.
+    """
+    if records is None:
+        records = io.load_json(PARTITION_STATE, {})
+    stuck = []
+    for name, record in sorted(records.items()):
+        pid = record.get('blocked_writer')
+        if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
+            stuck.append({'partition': name, 'pid': pid})
+    return stuck
+
+
+def blocked_message(stuck):
+    return ('the start of %s is still blocked in the kernel writing online (pid %s), holding Parker\'s mutex: '
+            'any partition operation on this host would hang behind it. Wait until that Application Kernel reports '
+            'online (the writer then exits), or reset the host'
+            % (', '.join(s['partition'] for s in stuck), ', '.join(str(s['pid']) for s in stuck)))
+
+
 def parker_facts(io, root=PARKER_ROOT):
+    """The kernfs's partitions; not read at all (``blocked_starts`` set instead) while a start blocks."""
+    stuck = blocked_starts(io)
+    if stuck:
+        return {'root': root, 'present': io.isdir(root), 'mounted': None, 'fs_type': None, 'partitions': [],
+                'blocked_starts': stuck}
     partitions = []
     for name in io.listdir(root):
         base = root + '/' + name
@@ -546,6 +576,7 @@ def parker_facts(io, root=PARKER_ROOT):
         'mounted': fs_type is not None or bool(partitions),
         'fs_type': fs_type,
         'partitions': partitions,
+        'blocked_starts': [],
     }
 
 
@@ -555,7 +586,9 @@ def parker_claims(io, root=PARKER_ROOT):
 
 
 def claims_of(parker):
-    """(CPUs, devices) held by the partitions of parker_facts() (pure)."""
+    """(CPUs, devices) held by the partitions of parker_facts() (pure). Unknown while a start blocks."""
+    if parker.get('blocked_starts'):
+        raise Refused(blocked_message(parker['blocked_starts']))
     cpus, devices = set(), set()
     for part in parker['partitions']:
         try:

@@ -224,7 +224,7 @@ class Transaction:
         except OSError as exc:
             raise ApplyError('rmdir %s' % rel, exc.errno, exc.strerror)
 
-    def write_blocking(self, rel, value, timeout):
+    def write_blocking(self, rel, value, timeout, on_spawn=None):
         """A write the kernel may block on (Parker's online): give up waiting after ``timeout`` seconds.
 
         The write runs in a child process of its own session. Parker's online loop
@@ -232,25 +232,31 @@ class Transaction:
         exit; were it a thread of this module, the module could not exit either and
         the Ansible task would hang past the timeout. The child is left stuck, and
         the failure says the kernel may hold its lock until the host is reset.
+        ``on_spawn(pid)`` is called before the wait, so a caller killed while waiting has recorded it.
         """
         self.actions.append('write %s <- %s (wait up to %ds)' % (rel, value, timeout))
         if self.check_mode:
             return
         writer = subprocess.Popen([sys.executable, '-c', _BLOCKING_WRITER, self.io.path(rel), str(value)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  close_fds=True, start_new_session=True)
+                                  close_fds=True, start_new_session=True, cwd='/')
+        if on_spawn is not None:
+            on_spawn(writer.pid)
         try:
             writer.wait(timeout)
         except subprocess.TimeoutExpired:
             error = ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
-                               'still blocked after %d s; the kernel may hold its lock until reboot' % timeout)
+                               'still blocked after %d s; the kernel may hold its lock until the host is reset'
+                               % timeout)
             error.writer_pid = writer.pid
             raise error
         if writer.returncode != 0:
             err = writer.stderr.read().decode('utf-8', 'replace').strip()
             code, _sep, text = err.partition(' ')
-            raise ApplyError('write %s to %s' % (value, rel), int(code) if code.isdigit() else None,
-                             text or err or 'writer exited with %d' % writer.returncode)
+            if not code.isdigit():
+                code, text = None, err  # not the writer's own report (a crash): keep all of it
+            raise ApplyError('write %s to %s' % (value, rel), int(code) if code else None,
+                             text or 'writer exited with %d' % writer.returncode)
 
     def probe(self, argv):
         """Run a read-only command; it runs in check mode too. Returns (rc, out, err)."""

@@ -35,7 +35,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._hostio import Apply
 from ansible_collections.parker.kernel.plugins.module_utils._render import app_kernel_tokens, RenderError
 from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _memory, _pci
 
-PARTITION_STATE = _facts.STATE_DIR + '/partitions.json'
+PARTITION_STATE = _facts.PARTITION_STATE
 MAX_CPUS, MAX_DEVICES = 512, 256
 LOCK_WAIT = 600  # seconds to wait for another partition operation on this host
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
@@ -77,12 +77,15 @@ def _names_of(devices, pci, previous):
     return names
 
 
-def parse_preceding(entries, cpu_facts):
-    """The partitions a run brings up on this host before this one: [{'name', 'cpus', 'memory'}]
-    with CPUs as a set and memory in bytes. One that does not parse is its own call's refusal."""
+def parse_preceding(entries, cpu_facts, name):
+    """The partitions a run brings up on this host before partition ``name``: [{'name', 'cpus', 'memory'}]
+    with CPUs as a set and memory in bytes. One that does not parse is its own call's refusal, and a
+    repeat of ``name`` is the conflict check's."""
     last_cpu = max(parse_cpus(cpu_facts['possible']))
     parsed = []
     for entry in entries or []:
+        if entry.get('name') == name or entry.get('cpus') is None or entry.get('memory') is None:
+            continue
         try:
             parsed.append({'name': entry['name'], 'cpus': parse_cpus(entry['cpus'], last_cpu),
                            'memory': memparse(entry['memory'])})
@@ -91,17 +94,25 @@ def parse_preceding(entries, cpu_facts):
     return parsed
 
 
-def _after_preceding(cpu_facts, claimed_cpus, preceding):
-    """The Boot Kernel's CPUs once the run's earlier partitions hold theirs (pure): those CPUs are
-    offline and claimed. Returns (cpu_facts, claimed_cpus, CPUs newly taken by them)."""
-    taken = set()
+def _after_preceding(cpu_facts, claimed_cpus, preceding, parker):
+    """The Boot Kernel's CPUs once the run's earlier partitions hold theirs (pure).
+
+    Their CPUs are offline and claimed; CPUs an existing one holds but will no longer ask for
+    (it is replaced) are back. Returns (cpu_facts, claimed_cpus, {cpu: earlier partition taking it}).
+    """
+    held = dict((p['name'], parse_cpus(p['cpus']) if p['cpus'] else set()) for p in parker['partitions'])
+    released, taken_by = set(), {}
     for other in preceding:
-        taken |= other['cpus']
-    taken -= claimed_cpus
-    if not taken:
-        return cpu_facts, claimed_cpus, taken
-    cpus = [dict(c, online=c['online'] and c['id'] not in taken) for c in cpu_facts['list']]
-    return dict(cpu_facts, list=cpus), claimed_cpus | taken, taken
+        released |= held.get(other['name'], set()) - other['cpus']
+        for cpu in other['cpus']:
+            taken_by.setdefault(cpu, other['name'])
+    still_claimed = claimed_cpus - released
+    taken_by = dict((cpu, who) for cpu, who in taken_by.items() if cpu not in still_claimed)
+    if not taken_by and not released:
+        return cpu_facts, claimed_cpus, taken_by
+    cpus = [dict(c, online=(c['online'] or c['id'] in released) and c['id'] not in taken_by)
+            for c in cpu_facts['list']]
+    return dict(cpu_facts, list=cpus), still_claimed | set(taken_by), taken_by
 
 
 def cma_problems(name, cpus, memory, cpu_facts, parker, preceding, areas):
@@ -119,16 +130,17 @@ def cma_problems(name, cpus, memory, cpu_facts, parker, preceding, areas):
         return ['memory: %s would come from node %d, where its first CPU (%d) is, but parker_cma= gives node %d no '
                 'Parker CMA area (areas on nodes: %s)'
                 % (name, node, min(cpus), node, ','.join(str(n) for n in sorted(areas)) or 'none')]
-    users = []
+    users = {}  # partition name -> (how the message names it, bytes)
     for part in parker['partitions']:
         held = parse_cpus(part['cpus']) if part['cpus'] else set()
         if part['name'] != name and part['memory'] and held and node_of.get(min(held)) == node:
-            users.append((part['name'], part['memory']['size']))
-    existing = set(p['name'] for p in parker['partitions'])
+            users[part['name']] = (part['name'], part['memory']['size'])
     for other in preceding:
-        if other['name'] not in existing and other['cpus'] and node_of.get(min(other['cpus'])) == node:
-            users.append(('%s (earlier in this run)' % other['name'], other['memory']))
-    used = sum(_memory.cma_units(size) for _name, size in users)
+        # One that exists but holds no memory yet (a run killed part-way) takes it during this run.
+        if other['name'] not in users and other['cpus'] and node_of.get(min(other['cpus'])) == node:
+            users[other['name']] = ('%s (earlier in this run)' % other['name'], other['memory'])
+    users = [users[n] for n in sorted(users)]
+    used = sum(_memory.cma_units(size) for _label, size in users)
     need = _memory.cma_units(memory)
     if used + need <= area:
         return []
@@ -136,6 +148,14 @@ def cma_problems(name, cpus, memory, cpu_facts, parker, preceding, areas):
             '(%s rounded up to the area\'s 1G unit); the area is %s and %s of it is held by %s'
             % (name, node, min(cpus), node, format_size(need), format_size(memory), format_size(area),
                format_size(used), ', '.join(n for n, _s in users) or 'nothing')]
+
+
+def _cpu_problems(cpu_facts, claimed_cpus, request):
+    try:
+        _cpu.plan_cpu_change(cpu_facts, claimed_cpus, request)
+    except Refused as exc:
+        return exc.details.get('problems') or [exc.msg]
+    return []
 
 
 def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names=None, preceding=(),
@@ -180,31 +200,34 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
     needs_memory = resume is None or resume['memory']
     if cma_areas is not None and needs_memory and cpus and memory > 0:
         problems.extend(cma_problems(name, cpus, memory, cpu_facts, parker, preceding, cma_areas))
-    cpu_facts, claimed_cpus, taken_earlier = _after_preceding(cpu_facts, claimed_cpus, preceding)
+    alone_facts, alone_claimed = cpu_facts, claimed_cpus
+    cpu_facts, claimed_cpus, taken_by = _after_preceding(cpu_facts, claimed_cpus, preceding, parker)
     if len(cpus) > MAX_CPUS or len(devices) > MAX_DEVICES:
         problems.append('Parker allows at most %d CPUs and %d PCI devices per partition' % (MAX_CPUS, MAX_DEVICES))
     if memory <= 0:
         problems.append('memory: must be more than 0')
     own_cpus, own_devices = held_cpus, set(held_devices)
-    taken = sorted((cpus & claimed_cpus) - own_cpus)
+    taken = sorted((cpus & claimed_cpus) - own_cpus - set(taken_by))
     if taken:
         problems.append('CPUs %s already belong to another partition (the kernel answers EINVAL)' % format_cpulist(taken))
+    for who in sorted(set(taken_by[c] for c in cpus - own_cpus if c in taken_by)):
+        problems.append('CPUs %s are asked for by %s, earlier in this run'
+                        % (format_cpulist([c for c in cpus - own_cpus if taken_by.get(c) == who]), who))
     offline = sorted(c['id'] for c in cpu_facts['list']
                      if c['id'] in cpus - own_cpus - claimed_cpus and not c['online'])
     if offline:
         problems.append('CPUs %s are offline in the Boot Kernel; Parker takes online CPUs and offlines them itself'
                         % format_cpulist(offline))
-    # The same guards as cpu_offline: present, not the boot CPU, housekeeping, SMT.
-    try:
-        _cpu.plan_cpu_change(cpu_facts, claimed_cpus, {'cpus': sorted(cpus - own_cpus) or sorted(cpus),
-                                                       'state': 'offline', 'force': params['force'],
-                                                       'allow_smt_split': params['allow_smt_split'],
-                                                       'min_housekeeping_cores': params['min_housekeeping_cores']})
-    except Refused as exc:
-        found = exc.details.get('problems') or [exc.msg]
-        if taken_earlier:
-            found = ['with CPUs %s taken earlier in this run: %s' % (format_cpulist(taken_earlier), p) for p in found]
-        problems.extend(found)
+    # The same guards as cpu_offline: present, not the boot CPU, housekeeping, SMT; once for this partition
+    # alone and once after the run's earlier ones, which names what only the whole run breaks.
+    request = {'cpus': sorted(cpus - own_cpus) or sorted(cpus), 'state': 'offline', 'force': params['force'],
+               'allow_smt_split': params['allow_smt_split'],
+               'min_housekeeping_cores': params['min_housekeeping_cores']}
+    alone = _cpu_problems(alone_facts, alone_claimed, request)
+    problems.extend(alone)
+    if taken_by:
+        problems.extend('with CPUs %s taken earlier in this run: %s' % (format_cpulist(taken_by), p)
+                        for p in _cpu_problems(cpu_facts, claimed_cpus, request) if p not in alone)
     index = _pci.by_address(pci)
     for bdf in devices:
         dev = index[bdf]
@@ -274,25 +297,12 @@ def run_partition(params, io, txn):
             os.close(lock)
 
 
-def blocked_starts(io, saved):
-    """[(partition, pid)] whose start timed out with the online writer still blocked in the kernel."""
-    stuck = []
-    for name, record in sorted(saved.items()):
-        pid = record.get('blocked_writer')
-        if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
-            stuck.append((name, pid))
-    return stuck
-
-
 def _refuse_behind_a_blocked_start(io, saved):
     """Parker's mutex is held while a start's online write blocks: every other kernfs write would hang behind
-    it with no timeout, so nothing is tried until that writer returns."""
-    stuck = blocked_starts(io, saved)
+    it with no timeout, so nothing is tried, nor the kernfs read, until that writer returns."""
+    stuck = _facts.blocked_starts(io, saved)
     if stuck:
-        raise Refused('the start of %s timed out and its write to online is still blocked in the kernel (pid %s), '
-                      'holding Parker\'s mutex: any partition write on this host would hang behind it. Wait until '
-                      'that Application Kernel reports online (the writer then exits), or reset the host'
-                      % (', '.join(n for n, _p in stuck), ', '.join(str(p) for _n, p in stuck)))
+        raise Refused(_facts.blocked_message(stuck))
     return dict((n, dict((k, v) for k, v in r.items() if k != 'blocked_writer')) for n, r in saved.items())
 
 
@@ -318,7 +328,7 @@ def _run_partition(params, io, txn):
     claimed_cpus, claimed_devices = _facts.claims_of(parker)
     names = saved_names(saved)
     plan = plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, names,
-                        parse_preceding(params.get('preceding'), cpu_facts), _memory.parker_cma_areas(io))
+                        parse_preceding(params.get('preceding'), cpu_facts, name), _memory.parker_cma_areas(io))
     if params['state'] == 'started':
         if not params['kernel']:
             raise Refused('state=started needs kernel (and usually initrd)')
@@ -442,21 +452,27 @@ def _start(params, io, txn, base, part, plan):
         txn.actions.append('kexec -l %s inside the partition (cmdline %s)' % (params['kernel'], ' '.join(tokens)))
     else:
         _kexec.run_kexec_load(kexec_params, io, txn)
+    def note_writer(pid):
+        # Recorded before the wait: a run killed while it waits leaves the next one a pid to check.
+        _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=pid)
     try:
-        txn.write_blocking(base + '/online', '1', params['start_timeout'])
+        txn.write_blocking(base + '/online', '1', params['start_timeout'], on_spawn=note_writer)
     except ApplyError as exc:
         if exc.errno == errno.ETIMEDOUT:
             # The writer still spins in the kernel holding parker_mutex, and the partition's CPUs may be running
             # the image: undoing (rmdir, kexec -u) would hang or pull resources from under it.
             txn.discard_undo()
-            if getattr(exc, 'writer_pid', None):
-                _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=exc.writer_pid)
-            raise ApplyError('start partition %s' % params['name'], errno.ETIMEDOUT,
-                             'the Application Kernel did not report online within %d s; the write is still blocked '
-                             'in the kernel holding Parker\'s mutex. Nothing was undone: check the Application '
-                             'Kernel\'s console, and reset the host to recover' % params['start_timeout'])
+            timed_out = ApplyError('start partition %s' % params['name'], errno.ETIMEDOUT,
+                                   'the Application Kernel did not report online within %d s; the write is still '
+                                   'blocked in the kernel holding Parker\'s mutex. Nothing was undone: check the '
+                                   'Application Kernel\'s console, and reset the host to recover'
+                                   % params['start_timeout'])
+            timed_out.left_in_place = True
+            raise timed_out
         _unload(txn, kexec_params, io)
         raise
+    if not txn.check_mode:
+        _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=None)
     # One slot: an image left there would kexec the host on its next `systemctl kexec`.
     _unload(txn, kexec_params, io)
     online = None if txn.check_mode else io.read(base + '/online')

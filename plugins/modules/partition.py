@@ -110,13 +110,11 @@ options:
         type: str
         required: true
       cpus:
-        description: Its CPUs.
+        description: Its CPUs. An entry without them is left to its own call's refusal.
         type: raw
-        required: true
       memory:
-        description: Its memory size.
+        description: Its memory size. An entry without it is left to its own call's refusal.
         type: str
-        required: true
 notes:
   - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
     When the running command line carries C(parker_cma=), a request that does not fit that area is refused.
@@ -219,8 +217,8 @@ def main():
             allow_smt_split=dict(type='bool', default=False),
             preceding=dict(type='list', elements='dict', default=[], options=dict(
                 name=dict(type='str', required=True),
-                cpus=dict(type='raw', required=True),
-                memory=dict(type='str', required=True),
+                cpus=dict(type='raw'),
+                memory=dict(type='str'),
             )),
             **SAFETY_ARGUMENT_SPEC
         ),

@@ -104,7 +104,10 @@ ansible_facts:
           returned: when gathered
           type: dict
         parker:
-          description: Whether the Parker kernfs is present and mounted, and its partitions.
+          description:
+            - Whether the Parker kernfs is present and mounted, and its partitions.
+            - C(blocked_starts) lists starts whose write to C(online) still blocks in the kernel; Parker's mutex is
+              held then, so the partitions are not read (C(partitions) is empty).
           returned: when gathered
           type: dict
 '''

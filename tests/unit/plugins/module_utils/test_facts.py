@@ -26,7 +26,7 @@ def test_all_subsets_on_the_default_host(host, monkeypatch):
     assert facts['kernel']['config']['MEMORY_HOTREMOVE'] == 'y' and facts['kernel']['config']['PARKER'] == 'n'
     assert facts['kernel']['bootloader']['type'] == 'grub'
     assert facts['parker'] == {'root': '/sys/fs/parker', 'present': False, 'mounted': False, 'fs_type': None,
-                               'partitions': []}
+                               'partitions': [], 'blocked_starts': []}
 
 
 def test_ssh_falls_back_to_established_port_22(host):

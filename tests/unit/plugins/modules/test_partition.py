@@ -173,7 +173,7 @@ def test_start_timeout_undoes_nothing(kernfs, run, monkeypatch):
         kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
         return 0, '', ''
 
-    def blocked(txn, rel, value, timeout):
+    def blocked(txn, rel, value, timeout, on_spawn=None):
         raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
     monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
     result = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
@@ -316,8 +316,8 @@ def test_partitions_that_pass_alone_but_not_together_are_refused_before_any_writ
 def test_a_cpu_taken_earlier_in_the_run_is_refused_as_taken(kernfs, run):
     result = run(run_partition, params(name='p2', cpus='4-5', devices=[],
                                        preceding=[{'name': 'p1', 'cpus': '5', 'memory': '128M'}]), check_mode=True)
-    assert result['failed'] and 'CPUs 5 already belong to another partition' in result['msg'], result['msg']
-    assert 'offline in the Boot Kernel' not in result['msg']
+    assert result['failed'] and 'CPUs 5 are asked for by p1, earlier in this run' in result['msg'], result['msg']
+    assert 'offline in the Boot Kernel' not in result['msg'] and 'another partition' not in result['msg']
 
 
 def test_an_earlier_partition_that_does_not_parse_is_left_to_its_own_refusal(kernfs, run):
@@ -366,19 +366,27 @@ def test_nothing_is_tried_while_a_timed_out_start_still_blocks_in_the_kernel(ker
         kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
         return 0, '', ''
 
-    def blocked(txn, rel, value, timeout):
-        error = _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
-        error.writer_pid = 4242
-        raise error
+    def blocked(txn, rel, value, timeout, on_spawn=None):
+        on_spawn(4242)
+        raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
     monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
     started = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
                   commands={('/usr/sbin/kexec',): kexec})
-    assert started['failed'] and started['errno_name'] == 'ETIMEDOUT'
+    # The partition, its memory and the loaded image stay: the host did change.
+    assert started['failed'] and started['errno_name'] == 'ETIMEDOUT' and started['changed'] is True
     kernfs.write('/proc/4242/cmdline', 'python3\0-c\0...\0%s/sys/fs/parker/p1/online\x001\0' % kernfs.root)
     before = snapshot(kernfs.root)
     for request in (params(state='absent'), params(name='p2', cpus='6-7', devices=[])):
         refused = run(run_partition, request)
-        assert refused['failed'] and 'start of p1 timed out' in refused['msg'] and 'pid 4242' in refused['msg']
+        assert refused['failed'] and 'start of p1 is still blocked' in refused['msg'] and 'pid 4242' in refused['msg']
+    # Every other reader of the kernfs holds off too: facts say why, CPU changes are refused.
+    from ansible_collections.parker.kernel.plugins.module_utils import _facts
+    from ansible_collections.parker.kernel.plugins.module_utils._cpu import run_cpu_offline
+    parker = _facts.parker_facts(_hostio.HostIO(kernfs.root), ROOT)
+    assert parker['blocked_starts'] == [{'partition': 'p1', 'pid': 4242}] and parker['partitions'] == []
+    cpu = run(run_cpu_offline, dict(cpus='6', state='offline', min_housekeeping_cores=1, allow_smt_split=True,
+                                    force=False, parker_root=ROOT))
+    assert cpu['failed'] and 'still blocked' in cpu['msg']
     assert snapshot(kernfs.root) == before
     # The writer returned (the Application Kernel came up late, here it powered off again): work goes on.
     shutil.rmtree(kernfs.path('/proc/4242'))
@@ -395,3 +403,37 @@ def test_the_record_of_a_partition_removed_by_hand_is_dropped(kernfs, run):
     assert run(run_partition, params())['changed']
     records = json.loads(kernfs.read('/run/parker-kernel/partitions.json'))
     assert sorted(records) == ['p1'], records
+
+
+def test_a_repeat_of_this_partition_in_preceding_is_not_counted_against_it(kernfs, run):
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    result = run(run_partition, params(name='p1', cpus='4-5', devices=[],
+                                       preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]), check_mode=True)
+    assert not result.get('failed'), result['msg']
+
+
+def test_an_earlier_partition_half_built_still_counts_its_memory(kernfs, run, monkeypatch):
+    """p1 exists with its CPUs but no memory yet (a run killed after cpus): it takes its GiB during this run."""
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    inner = _hostio.Transaction._write_now
+
+    def killed_at_memory(txn, rel, value):
+        if rel.endswith('/memory'):
+            raise KeyboardInterrupt('killed')
+        inner(txn, rel, value)
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', killed_at_memory)
+    with pytest.raises(KeyboardInterrupt):
+        run(run_partition, params(name='p1', cpus='4-5', devices=[]))
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', inner)
+    assert kernfs.read(ROOT + '/p1/cpus') == '4-5' and not os.path.exists(kernfs.path(ROOT + '/p1/memory'))
+    result = run(run_partition, params(name='p2', cpus='6-7', devices=[],
+                                       preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]), check_mode=True)
+    assert result['failed'] and 'held by p1 (earlier in this run)' in result['msg'], result['msg']
+
+
+def test_a_partition_replaced_earlier_in_the_run_hands_its_old_cpus_back(kernfs, run):
+    run(run_partition, params(name='p1', cpus='6-7', devices=[]))
+    # p1 moves to 4-5 (replace) and p2 takes 6-7, which p1 holds now but will not hold then.
+    result = run(run_partition, params(name='p2', cpus='6-7', devices=[], min_housekeeping_cores=2,
+                                       preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]), check_mode=True)
+    assert not result.get('failed'), result['msg']
