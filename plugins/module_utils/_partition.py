@@ -452,6 +452,7 @@ def _start(params, io, txn, base, part, plan):
         txn.actions.append('kexec -l %s inside the partition (cmdline %s)' % (params['kernel'], ' '.join(tokens)))
     else:
         _kexec.run_kexec_load(kexec_params, io, txn)
+
     def note_writer(pid):
         # Recorded before the wait: a run killed while it waits leaves the next one a pid to check.
         _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=pid)
