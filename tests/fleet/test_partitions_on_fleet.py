@@ -13,6 +13,7 @@ Tests run in file order and each leaves the fleet torn down, except where noted.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from harness import REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, run_playbook
+from harness import REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, record_timing, run_playbook
 
 DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
@@ -277,4 +278,7 @@ def test_a_start_that_never_comes_online_ends_at_its_timeout(parker_fleet):
     guest = parker_fleet.guests[0]
     rc, output, hosts, seconds = parker_fleet.play('start_timeout.yml', '-l', guest['name'])
     assert rc == 0 and hosts[guest['name']]['failed'] == 0, output[-8000:]
+    took = re.search(r'start task ended after ([0-9.]+) s', output)
+    assert took, output[-4000:]
+    record_timing(parker_fleet.dir, 'start_timeout.yml: start task with start_timeout=10', float(took.group(1)), 0)
     assert view(guest, parker_fleet.dir) == parker_fleet.baseline[guest['name']]
