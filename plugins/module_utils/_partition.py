@@ -372,8 +372,6 @@ def _run_partition(params, io, txn):
         _verify_present(part, plan)
     started = False
     if params['state'] == 'started':
-        # Single-use: the partition counts as used from the moment online is written, even if this run dies.
-        saved = _remember(txn, saved, name, started=True)
         started = _start(params, io, txn, base, part, plan)
         if not txn.check_mode:
             part = dict(part, online=True)  # _start verified online reads 1
@@ -454,8 +452,10 @@ def _start(params, io, txn, base, part, plan):
         _kexec.run_kexec_load(kexec_params, io, txn)
 
     def note_writer(pid):
-        # Recorded before the wait: a run killed while it waits leaves the next one a pid to check.
-        _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=pid)
+        # Recorded as the writer starts, before the wait: the partition is used from here on (single-use), even
+        # if this run dies, and a run killed while it waits leaves the next one a pid to check. A run killed
+        # earlier (during the kexec load) has not used it, and the next run starts it.
+        _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], started=True, blocked_writer=pid)
     try:
         txn.write_blocking(base + '/online', '1', params['start_timeout'], on_spawn=note_writer)
     except ApplyError as exc:

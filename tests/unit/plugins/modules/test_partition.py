@@ -273,7 +273,8 @@ def test_single_use_is_recorded_before_online_is_written(kernfs, run, monkeypatc
         kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
         return 0, '', ''
 
-    def killed(*args, **kwargs):
+    def killed(txn, rel, value, timeout, on_spawn=None):
+        on_spawn(4242)  # the writer process exists, and will write online whatever happens to this run
         raise Killed()
     monkeypatch.setattr(_hostio.Transaction, 'write_blocking', killed)
     with pytest.raises(Killed):
@@ -281,6 +282,31 @@ def test_single_use_is_recorded_before_online_is_written(kernfs, run, monkeypatc
             commands={('/usr/sbin/kexec',): kexec})
     import json
     assert json.loads(kernfs.read('/run/parker-kernel/partitions.json'))['p1']['started'] is True
+
+
+def test_a_run_killed_during_the_kexec_load_has_not_used_the_partition(kernfs, run, monkeypatch):
+    """No online writer was started, so the next run starts the partition instead of calling it used."""
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+    loads = []
+
+    def kexec(argv):
+        if '-u' not in argv:
+            loads.append(argv)
+            if len(loads) == 1:
+                raise Killed()
+        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+    started = params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
+    with pytest.raises(Killed):
+        run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    kernfs.write(ROOT + '/p1/online', '0')
+
+    def comes_online(txn, rel, value, timeout, on_spawn=None):
+        on_spawn(4243)
+        kernfs.write(rel, '1')
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', comes_online)
+    again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    assert again['changed'] and again['online'] and len(loads) == 2, again
 
 
 def test_resume_after_a_bind_keeps_the_bound_device(kernfs, run, monkeypatch):
