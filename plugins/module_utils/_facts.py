@@ -521,16 +521,14 @@ def _mounted_type(io, path):
     return None
 
 
-def blocked_starts(io, records=None):
+def blocked_starts(io):
     """[{'partition', 'pid'}] of starts whose online writer is still blocked in the kernel.
 
-    parker.kernel.partition records the writer's pid (``records``: its state file) when it
-    starts it; while that process lives, Parker's mutex is held and the kernfs is not touched.
+    parker.kernel.partition records the writer's pid in its state file when it starts it;
+    while that process lives, Parker's mutex is held and the kernfs is not touched.
     """
-    if records is None:
-        records = io.load_json(PARTITION_STATE, {})
     stuck = []
-    for name, record in sorted(records.items()):
+    for name, record in sorted(io.load_json(PARTITION_STATE, {}).items()):
         pid = record.get('blocked_writer')
         if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
             stuck.append({'partition': name, 'pid': pid})

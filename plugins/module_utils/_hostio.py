@@ -245,11 +245,8 @@ class Transaction:
         try:
             writer.wait(timeout)
         except subprocess.TimeoutExpired:
-            error = ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
-                               'still blocked after %d s; the kernel may hold its lock until the host is reset'
-                               % timeout)
-            error.writer_pid = writer.pid
-            raise error
+            raise ApplyError('write %s to %s' % (value, rel), errno.ETIMEDOUT,
+                             'still blocked after %d s; the kernel may hold its lock until the host is reset' % timeout)
         if writer.returncode != 0:
             err = writer.stderr.read().decode('utf-8', 'replace').strip()
             code, _sep, text = err.partition(' ')

@@ -297,28 +297,21 @@ def run_partition(params, io, txn):
             os.close(lock)
 
 
-def _refuse_behind_a_blocked_start(io, saved):
-    """Parker's mutex is held while a start's online write blocks: every other kernfs write would hang behind
-    it with no timeout, so nothing is tried, nor the kernfs read, until that writer returns."""
-    stuck = _facts.blocked_starts(io, saved)
-    if stuck:
-        raise Refused(_facts.blocked_message(stuck))
-    return dict((n, dict((k, v) for k, v in r.items() if k != 'blocked_writer')) for n, r in saved.items())
-
-
 def _run_partition(params, io, txn):
     root = params['parker_root']
-    # Before the kernfs is read at all: a show handler may wait on the same mutex.
-    saved = _refuse_behind_a_blocked_start(io, io.load_json(PARTITION_STATE, {}))
+    # parker_facts reads nothing from the kernfs while a start's online writer blocks (a show handler may
+    # wait on the same mutex); every write would hang behind it, so nothing is tried.
     parker = _facts.parker_facts(io, root)
+    if parker['blocked_starts']:
+        raise Refused(_facts.blocked_message(parker['blocked_starts']))
     name = params['name']
     existing = _find(parker, name) if parker['present'] else None
     base = '%s/%s' % (root, name)
-    if parker['present']:
-        # Records of partitions removed outside the collection go with the next save: their names would
-        # shadow what the Boot Kernel calls those devices now.
-        live = set(p['name'] for p in parker['partitions']) | set([name])
-        saved = dict((n, r) for n, r in saved.items() if n in live)
+    # The writer pids are spent, and records of partitions removed outside the collection go with the next
+    # save: their names would shadow what the Boot Kernel calls those devices now.
+    live = set(p['name'] for p in parker['partitions']) | set([name])
+    saved = dict((n, dict((k, v) for k, v in r.items() if k != 'blocked_writer'))
+                 for n, r in io.load_json(PARTITION_STATE, {}).items() if n in live or not parker['present'])
 
     if params['state'] == 'absent':
         return _absent(params, io, txn, existing, saved, base)
@@ -454,7 +447,8 @@ def _start(params, io, txn, base, part, plan):
     def note_writer(pid):
         # Recorded as the writer starts, before the wait: the partition is used from here on (single-use), even
         # if this run dies, and a run killed while it waits leaves the next one a pid to check. A run killed
-        # earlier (during the kexec load) has not used it, and the next run starts it.
+        # earlier (during the kexec load) has not used it, and the next run starts it. The pid goes with the
+        # record this run saves after the start, or the next run's.
         _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], started=True, blocked_writer=pid)
     try:
         txn.write_blocking(base + '/online', '1', params['start_timeout'], on_spawn=note_writer)
@@ -472,8 +466,6 @@ def _start(params, io, txn, base, part, plan):
             raise timed_out
         _unload(txn, kexec_params, io)
         raise
-    if not txn.check_mode:
-        _remember(txn, io.load_json(PARTITION_STATE, {}), params['name'], blocked_writer=None)
     # One slot: an image left there would kexec the host on its next `systemctl kexec`.
     _unload(txn, kexec_params, io)
     online = None if txn.check_mode else io.read(base + '/online')

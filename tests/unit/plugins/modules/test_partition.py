@@ -1,4 +1,5 @@
 """parker.kernel.partition against a fake Parker kernfs whose writes have the RFC's host effects."""
+import errno
 import os
 import shutil
 
@@ -17,6 +18,30 @@ def params(**kw):
                 memory_retries=1, min_housekeeping_cores=1, allow_smt_split=False, force=False, parker_root=ROOT)
     base.update(kw)
     return base
+
+
+STARTED = dict(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
+
+
+def fake_kexec(host, on_load=None):
+    """kexec-tools on the fake host, as run()'s commands=: a load sets kexec_loaded, -u clears it."""
+    host.write('/usr/sbin/kexec', '#!fake')
+
+    def kexec(argv):
+        if on_load is not None and '-u' not in argv:
+            on_load(argv)
+        host.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
+        return 0, '', ''
+    return {('/usr/sbin/kexec',): kexec}
+
+
+def timed_out(writer_pid=None):
+    """write_blocking giving up after start_timeout, its writer (pid writer_pid) left blocked."""
+    def blocked(txn, rel, value, timeout, on_spawn=None):
+        if writer_pid is not None:
+            on_spawn(writer_pid)
+        raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
+    return blocked
 
 
 @pytest.fixture
@@ -120,13 +145,7 @@ def test_no_kernfs_is_refused(host, run):
 
 
 def test_started_loads_inside_the_partition_and_clears_the_slot(kernfs, run):
-    kernfs.write('/usr/sbin/kexec', '#!fake')
-
-    def kexec(argv):
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-    result = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64', console='ttyS1'),
-                 commands={('/usr/sbin/kexec',): kexec})
+    result = run(run_partition, params(console='ttyS1', **STARTED), commands=fake_kexec(kernfs))
     load = [argv for argv in result['_ran'] if '-l' in argv][0]
     assert '--mem-min=0x100000000' in load and '--mem-max=0x10fffffff' in load
     assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1' in load
@@ -158,26 +177,14 @@ def test_a_run_killed_part_way_converges(kernfs, run):
 def test_start_is_validated_before_the_partition_is_built(kernfs, run, kw, fragment):
     kernfs.write('/usr/sbin/kexec', '#!fake')
     before = snapshot(kernfs.root)
-    base = dict(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
-    base.update(kw)
-    result = run(run_partition, params(**base))
+    result = run(run_partition, params(**dict(STARTED, **kw)))
     assert result['failed'] and fragment in result['msg'], result['msg']
     assert snapshot(kernfs.root) == before
 
 
 def test_start_timeout_undoes_nothing(kernfs, run, monkeypatch):
-    import errno
-    kernfs.write('/usr/sbin/kexec', '#!fake')
-
-    def kexec(argv):
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-
-    def blocked(txn, rel, value, timeout, on_spawn=None):
-        raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
-    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
-    result = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
-                 commands={('/usr/sbin/kexec',): kexec})
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', timed_out())
+    result = run(run_partition, params(**STARTED), commands=fake_kexec(kernfs))
     assert result['failed'] and result['errno_name'] == 'ETIMEDOUT' and 'Nothing was undone' in result['msg']
     assert os.path.isdir(kernfs.path(ROOT + '/p1')) and kernfs.read('/sys/kernel/kexec_loaded') == '1'
 
@@ -206,23 +213,19 @@ def test_conflicts_between_partitions_of_one_host():
 
 
 def test_a_start_killed_before_kexec_unload_clears_the_slot_on_the_next_run(kernfs, run):
-    kernfs.write('/usr/sbin/kexec', '#!fake')
-
-    def kexec(argv):
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-    started = params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
-    run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    kexec = fake_kexec(kernfs)
+    started = params(**STARTED)
+    run(run_partition, started, commands=kexec)
     # As if the run died after online and before kexec -u: this partition's image is still loaded.
     kernfs.write('/sys/kernel/kexec_loaded', '1')
     kernfs.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "parker=0x1417d9000 memmap=exactmap"}')
-    again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    again = run(run_partition, started, commands=kexec)
     assert again['changed'] and again['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
-    assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
+    assert run(run_partition, started, commands=kexec)['changed'] is False
     # Someone else's image in the slot is not ours to unload.
     kernfs.write('/sys/kernel/kexec_loaded', '1')
     kernfs.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "root=/dev/sda1"}')
-    assert run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})['changed'] is False
+    assert run(run_partition, started, commands=kexec)['changed'] is False
     assert kernfs.read('/sys/kernel/kexec_loaded') == '1'
 
 
@@ -266,46 +269,35 @@ def test_a_run_killed_after_bind_still_finds_its_devices_by_name(kernfs, run, mo
 
 def test_single_use_is_recorded_before_online_is_written(kernfs, run, monkeypatch):
     """A run that dies while online blocks must still leave the partition marked as used."""
-    from ansible_collections.parker.kernel.plugins.module_utils import _partition
-    kernfs.write('/usr/sbin/kexec', '#!fake')
-
-    def kexec(argv):
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-
     def killed(txn, rel, value, timeout, on_spawn=None):
         on_spawn(4242)  # the writer process exists, and will write online whatever happens to this run
         raise Killed()
     monkeypatch.setattr(_hostio.Transaction, 'write_blocking', killed)
     with pytest.raises(Killed):
-        run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
-            commands={('/usr/sbin/kexec',): kexec})
+        run(run_partition, params(**STARTED), commands=fake_kexec(kernfs))
     import json
     assert json.loads(kernfs.read('/run/parker-kernel/partitions.json'))['p1']['started'] is True
 
 
 def test_a_run_killed_during_the_kexec_load_has_not_used_the_partition(kernfs, run, monkeypatch):
     """No online writer was started, so the next run starts the partition instead of calling it used."""
-    kernfs.write('/usr/sbin/kexec', '#!fake')
     loads = []
 
-    def kexec(argv):
-        if '-u' not in argv:
-            loads.append(argv)
-            if len(loads) == 1:
-                raise Killed()
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-    started = params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
+    def load(argv):
+        loads.append(argv)
+        if len(loads) == 1:
+            raise Killed()
+    kexec = fake_kexec(kernfs, on_load=load)
+    started = params(**STARTED)
     with pytest.raises(Killed):
-        run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+        run(run_partition, started, commands=kexec)
     kernfs.write(ROOT + '/p1/online', '0')
 
     def comes_online(txn, rel, value, timeout, on_spawn=None):
         on_spawn(4243)
         kernfs.write(rel, '1')
     monkeypatch.setattr(_hostio.Transaction, 'write_blocking', comes_online)
-    again = run(run_partition, started, commands={('/usr/sbin/kexec',): kexec})
+    again = run(run_partition, started, commands=kexec)
     assert again['changed'] and again['online'] and len(loads) == 2, again
 
 
@@ -385,19 +377,8 @@ def test_an_area_with_room_for_both_accepts_both(kernfs, run):
 
 def test_nothing_is_tried_while_a_timed_out_start_still_blocks_in_the_kernel(kernfs, run, monkeypatch):
     """Parker's mutex is held by the blocked online writer: a later rmdir or mkdir would hang behind it."""
-    import errno
-    kernfs.write('/usr/sbin/kexec', '#!fake')
-
-    def kexec(argv):
-        kernfs.write('/sys/kernel/kexec_loaded', '0' if '-u' in argv else '1')
-        return 0, '', ''
-
-    def blocked(txn, rel, value, timeout, on_spawn=None):
-        on_spawn(4242)
-        raise _hostio.ApplyError('write 1 to ' + rel, errno.ETIMEDOUT, 'still blocked')
-    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', blocked)
-    started = run(run_partition, params(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64'),
-                  commands={('/usr/sbin/kexec',): kexec})
+    monkeypatch.setattr(_hostio.Transaction, 'write_blocking', timed_out(writer_pid=4242))
+    started = run(run_partition, params(**STARTED), commands=fake_kexec(kernfs))
     # The partition, its memory and the loaded image stay: the host did change.
     assert started['failed'] and started['errno_name'] == 'ETIMEDOUT' and started['changed'] is True
     kernfs.write('/proc/4242/cmdline', 'python3\0-c\0...\0%s/sys/fs/parker/p1/online\x001\0' % kernfs.root)
