@@ -17,12 +17,11 @@ __metaclass__ = type
 
 import gzip
 import re
-import socket
-import struct
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused
+from ansible_collections.parker.kernel.plugins.module_utils._ownership import pci_facts  # noqa: F401 (re-exported)
 
 CPU_ROOT = '/sys/devices/system/cpu'
 MEM_ROOT = '/sys/devices/system/memory'
@@ -36,7 +35,6 @@ PARKER_ROOT = '/sys/fs/parker'
 KERNEL_OPTIONS = ('HOTPLUG_CPU', 'MEMORY_HOTPLUG', 'MEMORY_HOTREMOVE', 'KEXEC', 'KEXEC_FILE',
                   'CMA', 'PARKER', 'MULTIKERNEL')
 SUBSETS = ('cpus', 'numa', 'memory', 'reservations', 'pci', 'kexec', 'kernel', 'parker')
-_BDF = re.compile(r'^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$')
 
 
 def _cpulist(io, rel):
@@ -256,176 +254,6 @@ def reservation_facts(io):
         'cma_free': info.get('CmaFree'),
         'mem_total': info.get('MemTotal'),
         'mem_available': info.get('MemAvailable'),
-    }
-
-
-# -- Network and storage ownership ---------------------------------------------
-
-def _bdf_in_path(path):
-    """The PCI function closest to a device in a /sys/devices path."""
-    found = None
-    for part in path.split('/'):
-        if _BDF.match(part):
-            found = part
-    return found
-
-
-def _hex_ipv4(value):
-    return socket.inet_ntoa(struct.pack('<I', int(value, 16)))
-
-
-def _ipv4_routes(io):
-    routes = []
-    for line in (io.read('/proc/net/route', '') or '').splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 8:
-            routes.append({'iface': fields[0], 'dest': _hex_ipv4(fields[1]),
-                           'gateway': _hex_ipv4(fields[2]), 'mask': _hex_ipv4(fields[7])})
-    return routes
-
-
-def _ipv6_routes(io):
-    routes = []
-    for line in (io.read('/proc/net/ipv6_route', '') or '').splitlines():
-        fields = line.split()
-        if len(fields) >= 10 and fields[9] != 'lo':
-            routes.append({'iface': fields[9], 'dest': fields[0], 'prefix': int(fields[1], 16)})
-    return routes
-
-
-def _route_iface(io, address):
-    """Longest-prefix match of an address against the routing table."""
-    if not address:
-        return None
-    address = address.split('%')[0]
-    if address.startswith('::ffff:'):
-        address = address[7:]
-    best = (-1, None)
-    if ':' not in address:
-        try:
-            addr = struct.unpack('!I', socket.inet_aton(address))[0]
-        except (OSError, socket.error):
-            return None
-        for route in _ipv4_routes(io):
-            mask = struct.unpack('!I', socket.inet_aton(route['mask']))[0]
-            dest = struct.unpack('!I', socket.inet_aton(route['dest']))[0]
-            bits = bin(mask).count('1')
-            if addr & mask == dest & mask and bits > best[0]:
-                best = (bits, route['iface'])
-    else:
-        try:
-            addr = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), 'big')
-        except (OSError, socket.error, ValueError):
-            return None
-        for route in _ipv6_routes(io):
-            prefix = route['prefix']
-            dest = int(route['dest'], 16)
-            if prefix > best[0] and (prefix == 0 or (addr >> (128 - prefix)) == (dest >> (128 - prefix))):
-                best = (prefix, route['iface'])
-    return best[1]
-
-
-def _ssh_server_address(io):
-    """Local address of the SSH session that runs us: SSH_CONNECTION, else port 22 sockets."""
-    conn = io.environ.get('SSH_CONNECTION', '')
-    parts = conn.split()
-    if len(parts) == 4:
-        return parts[2], 'SSH_CONNECTION'
-    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
-        for line in (io.read(table, '') or '').splitlines()[1:]:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == '01':   # ESTABLISHED
-                local_hex, local_port = fields[1].split(':')
-                if int(local_port, 16) == 22 and len(local_hex) == 8:
-                    return _hex_ipv4(local_hex), table
-    return None, None
-
-
-def _root_block_devices(io):
-    """Block devices under / and /boot, following device-mapper and md slaves."""
-    wanted = {}
-    for line in (io.read('/proc/self/mountinfo', '') or '').splitlines():
-        fields = line.split()
-        if len(fields) > 4 and fields[4] in ('/', '/boot', '/boot/efi'):
-            wanted[fields[4]] = fields[2]
-    devices = set()
-    pending = ['/sys/dev/block/%s' % majmin for majmin in wanted.values()]
-    seen = set()
-    while pending:
-        rel = pending.pop()
-        real = io.realpath(rel)
-        if real in seen:
-            continue
-        seen.add(real)
-        devices.add(real)
-        for slave in io.listdir(real + '/slaves'):
-            pending.append(real + '/slaves/' + slave)
-        # A partition's parent disk holds the controller link.
-        if io.exists(real + '/partition'):
-            devices.add(real.rsplit('/', 1)[0])
-    return devices
-
-
-def _carriers(io, iface, seen=None):
-    """An interface and every interface below it: bond slaves, VLAN and macvlan lowers, bridge ports."""
-    seen = set() if seen is None else seen
-    if not iface or iface in seen:
-        return seen
-    seen.add(iface)
-    base = '/sys/class/net/' + iface
-    lowers = [n[6:] for n in io.listdir(base) if n.startswith('lower_')] + io.listdir(base + '/brif')
-    for lower in lowers:
-        _carriers(io, lower, seen)
-    return seen
-
-
-def pci_facts(io):
-    default_ifaces = set(r['iface'] for r in _ipv4_routes(io) if r['dest'] == '0.0.0.0' and r['mask'] == '0.0.0.0')
-    default_ifaces |= set(r['iface'] for r in _ipv6_routes(io) if r['prefix'] == 0 and int(r['dest'], 16) == 0)
-    ssh_address, ssh_source = _ssh_server_address(io)
-    ssh_iface = _route_iface(io, ssh_address)
-
-    net_of, block_of = {}, {}
-    for iface in io.listdir('/sys/class/net'):
-        bdf = _bdf_in_path(io.realpath('/sys/class/net/' + iface))
-        if bdf:
-            net_of.setdefault(bdf, []).append(iface)
-    for disk in io.listdir('/sys/block'):
-        bdf = _bdf_in_path(io.realpath('/sys/block/' + disk))
-        if bdf:
-            block_of.setdefault(bdf, []).append(disk)
-    ssh_carriers = _carriers(io, ssh_iface)
-    route_carriers = set()
-    for iface in default_ifaces:
-        _carriers(io, iface, route_carriers)
-    root_paths = _root_block_devices(io)
-    root_bdfs = set(filter(None, (_bdf_in_path(p) for p in root_paths)))
-
-    devices = []
-    for bdf in io.listdir(PCI_ROOT):
-        base = PCI_ROOT + '/' + bdf
-        override = io.read(base + '/driver_override')
-        nets = net_of.get(bdf, [])
-        devices.append({
-            'address': bdf,
-            'vendor': (io.read(base + '/vendor') or '')[2:],
-            'device': (io.read(base + '/device') or '')[2:],
-            'class': io.read(base + '/class'),
-            'driver': io.link_name(base + '/driver'),
-            'driver_override': None if override in (None, '(null)', '') else override,
-            'numa_node': io.read_int(base + '/numa_node'),
-            'iommu_group': io.link_name(base + '/iommu_group'),
-            'net': nets,
-            'block': block_of.get(bdf, []),
-            'default_route': bool(route_carriers.intersection(nets)),
-            'ssh': bool(ssh_carriers.intersection(nets)),
-            'root_fs': bdf in root_bdfs,
-        })
-    return {
-        'devices': devices,
-        'ssh_interface': ssh_iface,
-        'ssh_address_source': ssh_source,
-        'default_route_interfaces': sorted(default_ifaces),
     }
 
 

@@ -21,6 +21,9 @@ __metaclass__ = type
 import errno
 import json
 import os
+import socket
+import stat
+import struct
 import subprocess
 import sys
 import time
@@ -37,6 +40,46 @@ _BLOCKING_WRITER = (
     "    sys.stderr.write('%d %s' % (exc.errno, exc.strerror))\n"
     "    sys.exit(1)\n"
 )
+
+
+_RTM_NEWADDR, _RTM_GETADDR, _NLMSG_ERROR, _NLMSG_DONE = 20, 22, 2, 3
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_IFA_ADDRESS, _IFA_LOCAL = 1, 2
+
+
+def _netlink_addresses():
+    """Dump the kernel's interface addresses over rtnetlink (read-only)."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)   # NETLINK_ROUTE
+    try:
+        sock.bind((0, 0))
+        sock.send(struct.pack('=IHHII', 24, _RTM_GETADDR, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+                  + struct.pack('=BBBBI', 0, 0, 0, 0, 0))
+        found = []
+        while True:
+            data = sock.recv(1 << 16)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from('=IH', data, offset)
+                if length < 16 or kind in (_NLMSG_DONE, _NLMSG_ERROR):
+                    return found
+                if kind == _RTM_NEWADDR:
+                    family, prefix, _flags, scope, index = struct.unpack_from('=BBBBI', data, offset + 16)
+                    attrs, end, raw = offset + 24, offset + length, {}
+                    while attrs + 4 <= end:
+                        size, attr = struct.unpack_from('=HH', data, attrs)
+                        if size < 4:
+                            break
+                        raw[attr] = data[attrs + 4:attrs + size]
+                        attrs += (size + 3) & ~3
+                    value = raw.get(_IFA_LOCAL) or raw.get(_IFA_ADDRESS)
+                    if value and family in (socket.AF_INET, socket.AF_INET6):
+                        found.append({'index': index, 'address': socket.inet_ntop(family, value),
+                                      'prefix': prefix, 'scope': scope})
+                offset += (length + 3) & ~3
+            if not data:
+                return found
+    finally:
+        sock.close()
 
 
 class HostIO:
@@ -108,6 +151,63 @@ class HostIO:
         if root != '/' and resolved.startswith(root):
             resolved = resolved[len(root):] or '/'
         return resolved
+
+    def open_device_files(self):
+        """(pid, comm, key) for every device node a process holds open; key is "major:minor" on a live
+        host, the node's name in a fake tree (its fd links point at /dev paths that do not exist there)."""
+        own = os.getpid()
+        for pid in self.listdir('/proc'):
+            if not pid.isdigit() or int(pid) == own:
+                continue
+            fd_dir = self.path('/proc/%s/fd' % pid)
+            try:
+                fds = os.listdir(fd_dir)
+            except (IOError, OSError):
+                continue
+            comm = None
+            for fd in fds:
+                link = os.path.join(fd_dir, fd)
+                try:
+                    target = os.readlink(link)
+                except (IOError, OSError):
+                    continue
+                if not target.startswith('/dev/'):
+                    continue
+                key = os.path.basename(target)
+                if self.root == '/':
+                    try:
+                        st = os.stat(link)
+                    except (IOError, OSError):
+                        continue
+                    if not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+                        continue
+                    key = '%d:%d' % (os.major(st.st_rdev), os.minor(st.st_rdev))
+                if comm is None:
+                    comm = self.read('/proc/%s/comm' % pid, '?')
+                yield int(pid), comm, key
+
+    def exclusive_open_busy(self, rel):
+        """True when an O_EXCL open of block device ``rel`` fails with EBUSY (mounted, swap, a holder, or a
+        kernel user such as a multi-device filesystem); None when it cannot be told. Read-only, closed at once."""
+        path = self.path(rel)
+        try:
+            if not stat.S_ISBLK(os.stat(path).st_mode):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK)
+        except (IOError, OSError) as exc:
+            return True if exc.errno == errno.EBUSY else None
+        os.close(fd)
+        return False
+
+    def interface_addresses(self):
+        """[{'index', 'address', 'prefix', 'scope'}] of every IPv4/IPv6 address (rtnetlink RTM_GETADDR).
+        /proc shows no IPv4 addresses; a fake tree provides them as JSON at /.fake/addresses.json."""
+        if self.root != '/':
+            return self.load_json('/.fake/addresses.json', [])
+        try:
+            return _netlink_addresses()
+        except (IOError, OSError, socket.error, struct.error, ValueError):
+            return []
 
     def load_json(self, rel, default):
         try:

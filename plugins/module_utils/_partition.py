@@ -33,7 +33,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memp
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._render import app_kernel_tokens, RenderError
-from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _memory, _pci
+from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts, _kexec, _memory, _ownership, _pci
 
 PARTITION_STATE = _facts.PARTITION_STATE
 MAX_CPUS, MAX_DEVICES = 512, 256
@@ -236,11 +236,8 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
         elif not dev['driver'] and bdf not in own_devices:
             problems.append('%s has no host driver; Parker bind needs the device bound to its host driver (EBUSY '
                             'otherwise): reattach it with parker.kernel.device_detach state=attached' % bdf)
-        if not params['force']:
-            for flag, what in (('ssh', 'the SSH connection'), ('default_route', 'the default route'),
-                               ('root_fs', 'the root filesystem')):
-                if dev[flag]:
-                    problems.append('%s carries %s; giving it to a partition cuts this host off' % (bdf, what))
+        if bdf not in own_devices:
+            problems.extend(_ownership.takeover_problems(dev, params['force']))
     refuse_all(problems)
     return {'create': resume is None, 'resume': resume, 'replace': existing is not None and resume is None,
             'cpus': cpus, 'memory': memory, 'devices': devices, 'existing': existing}

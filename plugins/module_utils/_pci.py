@@ -15,7 +15,7 @@ import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._common import refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils import _facts
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _ownership
 
 DEVICE_STATE = _facts.STATE_DIR + '/devices.json'
 PCI_BUS = '/sys/bus/pci'
@@ -90,13 +90,9 @@ def plan_devices(params, pci, claimed, saved):
             problems.append('%s is a network device and the interface carrying this SSH session could not be '
                             'determined (no SSH_CONNECTION, no session on port 22); set force=true if it is not '
                             'the one Ansible uses' % bdf)
+        if detach:
+            problems.extend(_ownership.takeover_problems(dev, force))
         if detach and not force:
-            for flag, what in (('ssh', 'carries the current SSH connection'),
-                               ('default_route', 'carries the default route'),
-                               ('root_fs', 'holds the root filesystem')):
-                if dev[flag]:
-                    problems.append('%s (%s) %s; detaching it would cut this host off (force=true overrides)'
-                                    % (bdf, ','.join(dev['net'] + dev['block']) or dev['class'], what))
             group = dev['iommu_group']
             if group is not None:
                 others = [d['address'] for d in pci['devices']

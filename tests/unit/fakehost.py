@@ -182,6 +182,62 @@ class FakeHost:
                 node = '%s/virtio%d/%s/%s' % (real, index, 'net' if kind == 'net' else 'block', name)
                 os.makedirs(self.path(node), exist_ok=True)
                 self.symlink(node, '/sys/class/net/%s' % name if kind == 'net' else '/sys/block/%s' % name)
+                if kind == 'net':
+                    self.write(node + '/ifindex', str(index + 2))
+                    self.write(node + '/flags', '0x1003')
+                else:
+                    self.symlink(node, '/sys/class/block/%s' % name)
+                    self.write(node + '/dev', '254:%d' % (16 * index))
+
+    # -- what holds a device --------------------------------------------------
+    def partition(self, disk, number):
+        """Add partition <disk><number> under a disk made by add_pci_devices; returns its name."""
+        disk_node = os.path.realpath(self.path('/sys/block/' + disk))
+        name = '%s%d' % (disk, number)
+        node = os.path.join(disk_node, name)
+        rel = node[len(os.path.realpath(self.root)):]
+        self.write(rel + '/partition', str(number))
+        major, minor = self.read(rel[:-len(name)] + 'dev').split(':')
+        self.write(rel + '/dev', '%s:%d' % (major, int(minor) + number))
+        self.symlink(rel, '/sys/class/block/' + name)
+        return name
+
+    def holder(self, below, name, dm_name=None, dm_uuid=None, md_level=None, md_state='clean'):
+        """A virtual block device ``name`` (dm-N or mdN) stacked on block device ``below``."""
+        rel = '/sys/devices/virtual/block/' + name
+        self.write(rel + '/dev', '253:%d' % len(os.listdir(self.path('/sys/class/block'))))
+        if dm_name:
+            self.write(rel + '/dm/name', dm_name)
+            self.write(rel + '/dm/uuid', dm_uuid or '')
+        if md_level:
+            self.write(rel + '/md/level', md_level)
+            self.write(rel + '/md/array_state', md_state)
+        self.symlink(rel, '/sys/class/block/' + name)
+        below_rel = os.path.realpath(self.path('/sys/class/block/' + below))[len(os.path.realpath(self.root)):]
+        self.symlink(rel, below_rel + '/holders/' + name)
+        self.symlink(below_rel, rel + '/slaves/' + below)
+
+    def mount(self, device, point, fstype='ext4'):
+        majmin = self.read('/sys/class/block/%s/dev' % device)
+        with open(self.path('/proc/self/mountinfo'), 'a') as handle:
+            handle.write('40 22 %s / %s rw,relatime - %s /dev/%s rw\n' % (majmin, point, fstype, device))
+
+    def swap(self, device):
+        self.write('/proc/swaps', 'Filename\tType\tSize\tUsed\tPriority\n/dev/%s\tpartition\t1048572\t0\t-2\n'
+                   % device)
+
+    def open_by(self, pid, comm, device):
+        self.write('/proc/%d/comm' % pid, comm)
+        os.makedirs(self.path('/proc/%d/fd' % pid), exist_ok=True)
+        os.symlink('/dev/' + device, self.path('/proc/%d/fd/3' % pid))
+
+    def address(self, iface, address, prefix, scope=0):
+        import json
+        path = self.path('/.fake/addresses.json')
+        entries = json.load(open(path)) if os.path.exists(path) else []
+        entries.append({'index': int(self.read('/sys/class/net/%s/ifindex' % iface)), 'address': address,
+                        'prefix': prefix, 'scope': scope})
+        self.write('/.fake/addresses.json', json.dumps(entries))
 
     def sync_cpu_online(self):
         online = [0] + [c for c in range(1, self.ncpu)

@@ -444,3 +444,14 @@ def test_a_partition_replaced_earlier_in_the_run_hands_its_old_cpus_back(kernfs,
     result = run(run_partition, params(name='p2', cpus='6-7', devices=[], min_housekeeping_cores=2,
                                        preceding=[{'name': 'p1', 'cpus': '4-5', 'memory': '256M'}]), check_mode=True)
     assert not result.get('failed'), result['msg']
+
+
+def test_a_disk_with_a_mounted_filesystem_is_refused_before_mkdir(host, kernfs, run):
+    # The data-loss case of issue 10: bind would pull the disk from under /mnt/x.
+    host.mount(host.partition('vdb', 1), '/mnt/x')
+    before = snapshot(host.root)
+    result = run(run_partition, params())
+    assert result['failed'] and result['writes'] == 0
+    assert '0000:00:03.0 (vdb): /dev/vdb1 is mounted at /mnt/x' in result['msg']
+    assert snapshot(host.root) == before
+    assert run(run_partition, params(force=True))['changed']
