@@ -16,12 +16,14 @@ RHEL family: grubby --update-kernel=ALL. Nothing else is touched.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline, token_key
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils._render import render, grub_escape, RenderError, REPEATABLE
+from ansible_collections.parker.kernel.plugins.module_utils._render import render, grub_escape, check_tokens, RenderError, \
+    REPEATABLE
 from ansible_collections.parker.kernel.plugins.module_utils import _facts
 
 GRUB_CFG = ('/boot/grub/grub.cfg', '/boot/grub2/grub.cfg')
@@ -109,6 +111,13 @@ def run_boot_cmdline(params, io, txn):
         if kind is None:
             raise Refused('no supported bootloader found (detected %s); set bootloader: grub or grubby' % detected)
     running = _facts.running_cmdline(io)
+    # The next line is roughly the running one with our changes; it must still fit COMMAND_LINE_SIZE.
+    expected = [t for t in running if t not in drop and token_key(t) not in drop] + present
+    try:
+        check_tokens(expected, os.uname()[4], 'next boot line (the running line with these changes)',
+                     trusted=running)
+    except RenderError as exc:
+        raise Refused('refused before touching any file: %s' % exc)
     if kind == 'grub':
         result = _persist_grub(params, io, txn, present, drop)
     else:
@@ -143,6 +152,8 @@ def _persist_grub(params, io, txn, present, drop):
         txn.write_file(path, wanted, undo_text=current_text)
     if changed_file or stale:
         txn.run([update])
+        # update-grub renames grub.cfg into place; sync so a reset now boots the new file, not an empty one.
+        txn.run(['sync'])
         if not txn.check_mode:
             after = grub_cfg_default_tokens(io.read(cfg_path, '') or '') or []
             missing = [t for t in present if t not in after]

@@ -369,8 +369,16 @@ class Transaction:
             tmp = path + '.parker-kernel.tmp'
             with open(tmp, 'w') as handle:
                 handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.chmod(tmp, mode)
             os.rename(tmp, path)
+            # The rename itself must reach the disk too: a reset now leaves the old file or the new, never neither.
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         except OSError as exc:
             raise ApplyError('write %s' % rel, exc.errno, exc.strerror)
 
@@ -406,13 +414,11 @@ class Transaction:
         return failures
 
     def _restore_file(self, rel, text):
-        path = self.io.path(rel)
+        if text is not None:
+            self._replace_file(rel, text, 0o644, 0o755)
+            return
         try:
-            if text is None:
-                os.remove(path)
-            else:
-                with open(path, 'w') as handle:
-                    handle.write(text)
+            os.remove(self.io.path(rel))
         except OSError as exc:
             raise ApplyError('restore %s' % rel, exc.errno, exc.strerror)
 

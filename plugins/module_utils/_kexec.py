@@ -17,11 +17,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import os
 
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline, merge_tokens, memparse, \
     SizeError, BOOTLOADER_TOKENS
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
+from ansible_collections.parker.kernel.plugins.module_utils._render import check_no_control, check_tokens, RenderError
 from ansible_collections.parker.kernel.plugins.module_utils import _facts
 
 KEXEC_PATHS = ('/usr/sbin/kexec', '/sbin/kexec', '/usr/bin/kexec', '/usr/local/sbin/kexec')
@@ -32,12 +34,22 @@ def state_file(kind):
     return '%s/kexec-%s.json' % (_facts.STATE_DIR, kind)
 
 
-def final_cmdline(params, running_tokens):
-    if params['reuse_cmdline']:
-        base = [t for t in running_tokens if t.split('=', 1)[0] not in BOOTLOADER_TOKENS]
-    else:
-        base = split_cmdline(params['cmdline'] or '')
-    return ' '.join(merge_tokens(base, params['cmdline_add'] or [], params['cmdline_remove'] or []))
+def final_cmdline(params, running_tokens, machine=None):
+    """The line to load, checked by the rules of every command line the collection writes (_render.check_tokens)
+    before kexec-tools sees it: a newline would otherwise become a separator, an overlong line be cut."""
+    try:
+        check_no_control('cmdline', params['cmdline'] or '')
+        for token in params['cmdline_add'] or []:
+            check_no_control('cmdline_add entry', token)
+        if params['reuse_cmdline']:
+            base = [t for t in running_tokens if t.split('=', 1)[0] not in BOOTLOADER_TOKENS]
+        else:
+            base = split_cmdline(params['cmdline'] or '')
+        tokens = merge_tokens(base, params['cmdline_add'] or [], params['cmdline_remove'] or [])
+        check_tokens(tokens, machine, 'kexec command line', trusted=running_tokens if params['reuse_cmdline'] else ())
+    except RenderError as exc:
+        raise Refused('cmdline refused before kexec ran: %s' % exc)
+    return ' '.join(tokens)
 
 
 def _digest(io, params, cmdline, limits):
@@ -133,7 +145,7 @@ def run_kexec_load(params, io, txn):
                 'diff': diff_of('kexec %s slot' % kind, _describe(saved), 'empty')}
 
     method, limits = plan_load(params, io, kexec, kexec_bin)
-    cmdline = final_cmdline(params, _facts.running_cmdline(io))
+    cmdline = final_cmdline(params, _facts.running_cmdline(io), os.uname()[4])
     limit_text = ','.join('%s=0x%x' % kv for kv in sorted(limits.items()))
     digest = _digest(io, params, cmdline, limit_text)
     wanted = {'digest': digest, 'kernel': params['kernel'], 'initrd': params['initrd'], 'cmdline': cmdline,

@@ -417,7 +417,8 @@ def _verify_present(part, plan):
 def _app_line(params, control, size, start):
     try:
         return app_kernel_tokens(control, size, start, console=params['console'], root=params['root'],
-                                 ip=params['ip'], extra=[_token_arg(t) for t in params['cmdline'] or []])
+                                 ip=params['ip'], extra=[_token_arg(t) for t in params['cmdline'] or []],
+                                 machine=os.uname()[4])
     except RenderError as exc:
         raise Refused('Application Kernel command line: %s' % exc)
 

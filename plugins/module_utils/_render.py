@@ -20,7 +20,7 @@ import re
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_memmap, token_key
 
-_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*$')
+_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]*\Z')
 _BAD_VALUE = re.compile(r'[\s"\'`\\;|&<>]')
 # Keys the kernel reads more than once; every other key keeps its last value only.
 REPEATABLE = ('memmap', 'console', 'ip')
@@ -45,8 +45,49 @@ SYSTEM_WIDE = {
 }
 
 
+# The kernel keeps at most COMMAND_LINE_SIZE - 1 bytes of its line and drops the rest without a word.
+COMMAND_LINE_SIZE = {'x86_64': 2048, 'i686': 2048, 'aarch64': 2048, 'ppc64le': 2048, 's390x': 4096,
+                     'riscv64': 1024}
+DEFAULT_COMMAND_LINE_SIZE = 2048
+_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+
+
 class RenderError(ValueError):
     pass
+
+
+def check_no_control(what, text):
+    """A newline or another control character would silently become a separator or cut the line."""
+    if _CONTROL.search(str(text)):
+        raise RenderError('%s %r holds a newline or another control character' % (what, str(text)))
+
+
+def check_tokens(tokens, machine=None, what='command line', trusted=()):
+    """The rules every value that becomes a kernel command line follows (boot_cmdline's): parameter names,
+    no control characters, no quotes or shell metacharacters ("$" only in memmap=), and the whole line
+    within the architecture's COMMAND_LINE_SIZE. ``trusted`` tokens (read from the running kernel's own
+    line) count toward the length only. Raises RenderError listing every problem."""
+    problems = []
+    for token in tokens:
+        if token in trusted:
+            continue
+        name, sep, value = str(token).partition('=')
+        try:
+            check_no_control('token', token)
+            if not _NAME.match(name):
+                raise RenderError('%r is not a kernel parameter name' % name)
+            if sep:
+                _check_value(name, value)
+        except RenderError as exc:
+            problems.append(str(exc))
+    limit = COMMAND_LINE_SIZE.get(machine, DEFAULT_COMMAND_LINE_SIZE)
+    length = len(' '.join(str(t) for t in tokens).encode('utf-8'))
+    if length > limit - 1:
+        problems.append('the %s is %d bytes; the kernel keeps only %d on %s (COMMAND_LINE_SIZE %d) and would '
+                        'drop the rest' % (what, length, limit - 1, machine or 'this architecture', limit))
+    if problems:
+        raise RenderError('; '.join(problems))
+    return list(tokens)
 
 
 def _check_value(name, value):
@@ -56,6 +97,7 @@ def _check_value(name, value):
     if isinstance(value, (list, dict)):
         raise RenderError('%s: value must be a string or a number, not %s' % (name, type(value).__name__))
     text = str(value)
+    check_no_control(name, text)
     if text == '':
         raise RenderError('%s: empty value; use a bare flag (value omitted) or state: absent' % name)
     if _BAD_VALUE.search(text):
@@ -71,7 +113,7 @@ def arg_token(arg):
     if not isinstance(arg, dict) or 'name' not in arg:
         raise RenderError('each argument needs a name: %r' % (arg,))
     name = arg['name']
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.match(name) or _CONTROL.search(name):
         raise RenderError('argument name %r is not a kernel parameter name' % (name,))
     if arg.get('state', 'present') not in ('present', 'absent'):
         raise RenderError('%s: state must be present or absent, not %r' % (name, arg.get('state')))
@@ -160,7 +202,8 @@ def isolation_args(partition_cpus, possible, flags=('nohz_full', 'rcu_nocbs', 'i
     return args
 
 
-def app_kernel_tokens(control_structure, memory_size, memory_base, console=None, root=None, ip=None, extra=()):
+def app_kernel_tokens(control_structure, memory_size, memory_base, console=None, root=None, ip=None, extra=(),
+                      machine=None):
     """The Application Kernel's line: parker=, one exactmap RAM range, console, root, ip, tuning."""
     if not re.match(r'^0x[0-9a-fA-F]+$', str(control_structure)):
         raise RenderError('control_structure %r is not a 0x-prefixed physical address' % (control_structure,))
@@ -171,13 +214,13 @@ def app_kernel_tokens(control_structure, memory_size, memory_base, console=None,
     if root:
         tokens.append('root=%s' % _check_value('root', root))
     if ip:
-        tokens.append('ip=%s' % ip)
+        tokens.append('ip=%s' % _check_value('ip', ip))
     rendered = render(list(extra))
     for token in rendered['present']:
         if token_key(token) in ('parker', 'memmap'):
             raise RenderError('%s is set by the partition itself; remove it from the extra arguments' % token)
         tokens.append(token)
-    return tokens
+    return check_tokens(tokens, machine, 'Application Kernel line')
 
 
 def lint(boot_tokens, app_lines, strict=False):

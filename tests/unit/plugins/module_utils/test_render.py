@@ -72,3 +72,33 @@ def test_lingering_matches_bare_keys_and_exact_tokens():
     running = ['ro', 'nohz_full=2-3', 'quiet', 'crashkernel=256M']
     assert filters.cmdline_lingering(running, ['crashkernel=256M'], ['nohz_full', 'quiet', 'crashkernel']) == \
         ['nohz_full=2-3', 'quiet']
+
+
+@pytest.mark.parametrize('tokens,fragment', [
+    (['quiet', 'init=/bin/sh\nroot=/dev/sdb'], 'control character'),
+    (['console=ttyS0\t'], 'control character'),
+    (['root="/dev/vda1"'], 'quotes'),
+    (['acpi=off;reboot'], 'shell metacharacters'),
+    (['rd.x=a$b'], '"$" is only valid in memmap='),
+    (['-x'], 'not a kernel parameter name'),
+    (['a=' + 'x' * 2046], 'kernel keeps only 2047 on x86_64'),
+])
+def test_every_command_line_follows_one_set_of_rules(tokens, fragment):
+    with pytest.raises(_render.RenderError) as exc:
+        _render.check_tokens(tokens, 'x86_64')
+    assert fragment in str(exc.value)
+
+
+def test_memmap_dollar_and_a_line_at_the_limit_pass():
+    _render.check_tokens(['memmap=64M$0x100000000'], 'x86_64')
+    _render.check_tokens(['a=' + 'x' * 2045], 'x86_64')
+    # s390x has the larger COMMAND_LINE_SIZE; the running line's own tokens only count toward the length.
+    _render.check_tokens(['a=' + 'x' * 3000], 's390x')
+    _render.check_tokens(['weird="quoted value"', 'quiet'], 'x86_64', trusted=['weird="quoted value"'])
+
+
+def test_app_kernel_line_refuses_a_newline_in_console_root_ip_or_extra():
+    for kwargs in ({'console': 'ttyS1\nquiet'}, {'root': '/dev/vda1\n'}, {'ip': '10.0.0.2::::h:eth0:off\nx'},
+                   {'extra': [{'name': 'nokaslr\ninit', 'value': '/bin/sh'}]}):
+        with pytest.raises(_render.RenderError):
+            _render.app_kernel_tokens('0x1000', 1 << 30, 1 << 32, **kwargs)

@@ -100,3 +100,17 @@ def test_crash_slot(host, run, kexec):
     result = run(run_kexec_load, params(type='crash'), commands=kexec)
     assert result['changed'] and host.read('/sys/kernel/kexec_crash_loaded') == '1'
     assert result['_ran'][-1][1] == '-p'
+
+
+@pytest.mark.parametrize('kw,fragment', [
+    (dict(cmdline='console=ttyS0\ninit=/bin/sh'), 'control character'),
+    (dict(cmdline='quiet', cmdline_add=['panic=10\n']), 'control character'),
+    (dict(cmdline='root="/dev/vda"'), 'quotes'),
+    (dict(cmdline='a=' + 'x' * 2100), 'COMMAND_LINE_SIZE'),
+])
+def test_a_bad_cmdline_is_refused_before_kexec_runs(host, kexec, run, kw, fragment, monkeypatch):
+    monkeypatch.setattr('os.uname', lambda: ('Linux', 'h', '6.1', '#1', 'x86_64'))
+    before = snapshot(host.root)
+    result = run(run_kexec_load, params(**kw))
+    assert result['failed'] and fragment in result['msg'] and result['writes'] == 0
+    assert result['_ran'] == [] and snapshot(host.root) == before
