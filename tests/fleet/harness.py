@@ -99,3 +99,23 @@ def record_timing(state_dir, name, seconds, rc):
     with open(path, 'a') as handle:
         handle.write(json.dumps({'playbook': name, 'seconds': round(seconds, 1), 'rc': rc,
                                  'when': time.strftime('%Y-%m-%dT%H:%M:%S')}) + '\n')
+
+
+def fleet_state_at(state_dir):
+    with open(os.path.join(state_dir, 'fleet.json')) as handle:
+        return json.load(handle)
+
+
+def wait_for_ssh(guest, state_dir=None, timeout=300):
+    """After a reset: True once the guest answers over SSH again."""
+    deadline = time.time() + timeout
+    time.sleep(5)
+    while time.time() < deadline:
+        try:
+            rc, _out = guest_run(guest, 'true', state_dir=state_dir, timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if rc == 0:
+            return True
+        time.sleep(3)
+    return False

@@ -29,3 +29,42 @@ def disk_fleet(fleet):
 def test_cmdline_role_cold_and_kexec_reboots(disk_fleet):
     rc, output, seconds = harness.run_playbook('cmdline.yml', state_dir=disk_fleet)
     assert rc == 0, 'cmdline.yml failed (rc=%d, %.0fs):\n%s' % (rc, seconds, output[-8000:])
+
+
+def _disk_guest(state_dir):
+    return harness.fleet_state_at(state_dir)['guests'][0]
+
+
+def test_a_reset_during_a_boot_line_change_boots_the_old_line_or_the_new(disk_fleet):
+    """Fault matrix (docs/reliability.md): QMP system_reset while update-grub regenerates grub.cfg. GRUB must
+    find the old file or the new one, never half of one; the next run converges on the new line."""
+    guest = _disk_guest(disk_fleet)
+    rc, old = harness.guest_run(guest, 'cat /proc/cmdline', state_dir=disk_fleet)
+    assert rc == 0, old
+    old_tokens = old.split()
+    argv = harness.playbook_argv('cmdline_change.yml', '-e', 'change_value=reset', state_dir=disk_fleet)
+    proc = subprocess.Popen(argv, env=harness.ansible_env(disk_fleet), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    # Blocks in the guest until grub-mkconfig runs, then the host resets the guest at once.
+    rc, seen = harness.guest_run(guest, 'for i in $(seq 1200); do pgrep -x grub-mkconfig >/dev/null && '
+                                 'echo seen && exit 0; sleep 0.05; done; exit 1', state_dir=disk_fleet, timeout=180)
+    reset = subprocess.run([harness.FLEET_CLI, 'qmp', '--state-dir', disk_fleet, guest['name'],
+                            '{"execute": "system_reset"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, check=False)
+    output = proc.communicate(timeout=600)[0]
+    assert rc == 0 and 'seen' in seen, 'update-grub never ran:\n' + output[-4000:]
+    assert reset.returncode == 0, reset.stdout
+    assert harness.wait_for_ssh(guest, disk_fleet, timeout=400), 'the guest did not boot after the reset'
+    rc, after = harness.guest_run(guest, 'cat /proc/cmdline; grub-script-check /boot/grub/grub.cfg && echo cfg-ok',
+                                  state_dir=disk_fleet)
+    lines = after.strip().splitlines()
+    booted = lines[0].split()
+    assert 'cfg-ok' in lines, 'grub.cfg is broken after the reset:\n' + after
+    new_tokens = [t for t in old_tokens if not t.startswith('parker_test=')] + ['parker_test=reset']
+    assert sorted(booted) in (sorted(old_tokens), sorted(new_tokens)), (old_tokens, booted)
+    harness.record_timing(disk_fleet, 'reset during update-grub: booted the %s line'
+                          % ('new' if 'parker_test=reset' in booted else 'old'), 0, 0)
+    rc, output, _s = harness.run_playbook('cmdline_change.yml', '-e', 'change_value=reset', state_dir=disk_fleet)
+    assert rc == 0, output[-6000:]
+    rc, cfg = harness.guest_run(guest, "grep -c 'parker_test=reset' /boot/grub/grub.cfg", state_dir=disk_fleet)
+    assert rc == 0 and int(cfg.strip()) > 0, cfg

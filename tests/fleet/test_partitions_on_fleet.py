@@ -22,7 +22,8 @@ import time
 import pytest
 import yaml
 
-from harness import REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, record_timing, run_playbook
+from harness import FLEET_CLI, REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, record_timing, run_playbook, \
+    wait_for_ssh
 
 DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
@@ -217,6 +218,36 @@ def test_a_killed_run_converges(parker_fleet):
     assert parker_fleet.views() == parker_fleet.baseline
 
 
+def test_a_guest_reset_mid_run_converges(parker_fleet):
+    """Fault matrix (docs/reliability.md): QMP system_reset of one guest while its module writes the kernfs.
+    The guest reboots with everything back in its Boot Kernel, as a Parker Boot Kernel would (the kernfs is
+    empty after a boot, so the emulation is deployed again); the other guests finish; the next run converges
+    everywhere and teardown hands everything back."""
+    victim = parker_fleet.guests[0]
+    argv = playbook_argv(BRINGUP, '-i', parker_fleet.inventory, state_dir=parker_fleet.dir)
+    log = os.path.join(parker_fleet.tmp, 'reset.log')
+    with open(log, 'w') as handle:
+        proc = subprocess.Popen(argv, env=ansible_env(parker_fleet.dir), stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    rc, seen = guest_run(victim, 'for i in $(seq 3000); do [ -n "$(ls /run/parker 2>/dev/null)" ] && echo seen && '
+                                 'exit 0; sleep 0.1; done; exit 1', state_dir=parker_fleet.dir, timeout=400)
+    reset = subprocess.run([FLEET_CLI, 'qmp', '--state-dir', parker_fleet.dir, victim['name'],
+                            '{"execute": "system_reset"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, check=False)
+    proc.wait(timeout=900)
+    assert rc == 0 and 'seen' in seen, open(log).read()[-4000:]
+    assert reset.returncode == 0, reset.stdout
+    assert wait_for_ssh(victim, parker_fleet.dir, timeout=400), 'the reset guest did not come back'
+    rc, output, _hosts, _s = parker_fleet.play(DEPLOY, '-l', victim['name'])
+    assert rc == 0, output[-4000:]
+    rc, output, hosts, _s = parker_fleet.play(BRINGUP)
+    assert rc == 0, 'the run after the reset did not converge:\n' + output[-8000:]
+    for name, state in parker_fleet.views().items():
+        assert_up(state, name)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
+
+
 def bad_spec(fleet_vars):
     """p2 asks for eth0, the NIC Ansible's SSH runs over; p1 is valid."""
     partitions = [dict(p) for p in fleet_vars['parker_partitions']]
@@ -224,20 +255,32 @@ def bad_spec(fleet_vars):
     return {'parker_partitions': partitions}
 
 
+SCRATCH = 'd=$(ls /sys/bus/pci/devices/0000:00:03.0/virtio*/block); '
+MOUNT_SCRATCH = SCRATCH + 'mkfs.ext4 -q -F /dev/$d && mkdir -p /mnt/x && mount /dev/$d /mnt/x && echo data > /mnt/x/file'
+
+
 def test_a_host_with_a_bad_spec_fails_alone_with_zero_writes(parker_fleet):
-    bad = parker_fleet.names[1]
+    """One host asks for the SSH NIC; another has a filesystem mounted on the disk p1 takes (the data loss
+    of issue 10): both fail alone, with zero writes, and the mounted file is still readable."""
+    bad, busy = parker_fleet.names[1], parker_fleet.guests[2]
     parker_fleet.host_vars(bad, bad_spec(parker_fleet.vars))
+    rc, out = guest_run(busy, MOUNT_SCRATCH, state_dir=parker_fleet.dir)
+    assert rc == 0, out
     try:
         rc, output, hosts, _s = parker_fleet.play(BRINGUP)
+        _rc, still = guest_run(busy, 'cat /mnt/x/file', state_dir=parker_fleet.dir)
     finally:
         parker_fleet.host_vars(bad, None)
+        guest_run(busy, 'umount /mnt/x; ' + SCRATCH + 'wipefs -q -a /dev/$d', state_dir=parker_fleet.dir)
     assert rc != 0
-    assert hosts[bad]['failed'] == 1, hosts
+    assert hosts[bad]['failed'] == 1 and hosts[busy['name']]['failed'] == 1, hosts
     assert 'carries the SSH connection' in output and 'partitions held now' in output, output[-6000:]
+    assert 'is mounted at /mnt/x' in output and still.strip() == 'data', (still, output[-6000:])
     states = parker_fleet.views()
-    assert states[bad] == parker_fleet.baseline[bad], 'the refused host was changed'
+    for name in (bad, busy['name']):
+        assert states[name] == parker_fleet.baseline[name], 'the refused host %s was changed' % name
     for name in parker_fleet.names:
-        if name != bad:
+        if name not in (bad, busy['name']):
             assert hosts[name]['failed'] == 0, hosts
             assert_up(states[name], name)
     parker_fleet.teardown()
