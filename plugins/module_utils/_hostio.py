@@ -269,7 +269,8 @@ class Transaction:
 
     # -- planned operations ------------------------------------------------
     def write(self, rel, value, undo=None, retry_errnos=(), retry_timeout=0.0):
-        """Write ``value`` to ``rel``; ``undo`` is (rel, value) restoring it.
+        """Write ``value`` to ``rel``; ``undo`` is (rel, value) restoring it, or (rel, value, errnos) where those
+        errnos mean the undo has nothing left to do (an unbind answering ENODEV: the probe never bound it).
 
         EBUSY-style errors listed in ``retry_errnos`` are retried until
         ``retry_timeout`` seconds have passed (memory offlining needs this).
@@ -402,7 +403,11 @@ class Transaction:
             step = self._undo.pop()
             try:
                 if step[0] == 'write':
-                    self._write_now(step[1], step[2])
+                    try:
+                        self._write_now(step[1], step[2])
+                    except ApplyError as exc:
+                        if exc.errno not in (step[3] if len(step) > 3 else ()):
+                            raise
                 elif step[0] == 'file':
                     self._restore_file(step[1], step[2])
                 elif step[0] == 'rmdir':

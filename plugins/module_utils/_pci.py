@@ -11,6 +11,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._common import refuse_all, diff_of
@@ -121,6 +122,11 @@ def _device(bdf, name):
     return '%s/devices/%s/%s' % (PCI_BUS, bdf, name)
 
 
+def _unbind(driver, bdf):
+    """Undo of a bind: ENODEV means the driver never took the device, so there is nothing to undo."""
+    return ('%s/drivers/%s/unbind' % (PCI_BUS, driver), bdf, (errno.ENODEV,))
+
+
 def apply_step(step, txn):
     bdf = step['address']
     old, new = step['from'], step['to']
@@ -132,10 +138,10 @@ def apply_step(step, txn):
                   undo=(_device(bdf, 'driver_override'), old_override))
     if new and new != old:
         if step['override'] is None:
-            txn.write('%s/drivers/%s/bind' % (PCI_BUS, new), bdf, undo=('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf))
+            txn.write('%s/drivers/%s/bind' % (PCI_BUS, new), bdf, undo=_unbind(new, bdf))
         else:
-            # driver_override + drivers_probe binds exactly the named driver.
-            txn.write(PCI_BUS + '/drivers_probe', bdf, undo=('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf))
+            # driver_override + drivers_probe binds exactly the named driver; a probe that fails binds nothing.
+            txn.write(PCI_BUS + '/drivers_probe', bdf, undo=_unbind(new, bdf))
     elif new is None and step['override'] is None:
         # Attach with no recorded original driver: let the kernel pick, then verify something bound.
         txn.write(PCI_BUS + '/drivers_probe', bdf)

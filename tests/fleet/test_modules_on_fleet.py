@@ -8,10 +8,10 @@ import pytest
 
 from harness import run_playbook
 
-PLAYBOOKS = ['facts.yml', 'check_mode.yml', 'refusals.yml', 'in_use.yml', 'cpu.yml', 'memory.yml', 'devices.yml',
-             'kexec.yml']
+PLAYBOOKS = ['facts.yml', 'check_mode.yml', 'refusals.yml', 'in_use.yml', 'faults.yml', 'cpu.yml', 'memory.yml',
+             'devices.yml', 'kexec.yml']
 # Playbooks that prove a behaviour on the first guest alone (they build LVM, MD, swap and bonds there).
-ONE_GUEST = ('in_use.yml',)
+ONE_GUEST = ('in_use.yml', 'faults.yml')
 
 
 @pytest.mark.parametrize('playbook', PLAYBOOKS)

@@ -107,3 +107,17 @@ def test_nic_detach_needs_force_when_the_ssh_interface_is_unknown(host, run, mon
     result = run(run_device_detach, params(devices=['net=eth1']))
     assert result['failed'] and 'could not be determined' in result['msg']
     assert run(run_device_detach, params(devices=['net=eth1'], force=True))['changed']
+
+
+def test_a_probe_that_binds_nothing_rolls_back_cleanly(host, sim, run, fail_write, monkeypatch):
+    # vfio-pci without an IOMMU: drivers_probe returns but nothing binds, and the undo's unbind says ENODEV.
+    import errno
+    host.write('/sys/bus/pci/drivers/vfio-pci/bind', '')
+    real = sim.after_write
+    monkeypatch.setattr(sim, 'after_write', lambda rel, value: None if rel.endswith('drivers_probe') else real(rel, value))
+    fail_write('/drivers/vfio-pci/unbind', None, errno.ENODEV)
+    result = run(run_device_detach, params(devices=['0000:00:03.0'], driver_override='vfio-pci'),
+                 commands={('modprobe',): (0, '', '')})
+    assert result['failed'] and 'did not reach the requested driver' in result['msg']
+    assert result['rollback_failures'] == []
+    assert driver(host, '0000:00:03.0') == 'virtio-pci' and override(host, '0000:00:03.0') == '(null)'
