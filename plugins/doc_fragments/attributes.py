@@ -35,7 +35,8 @@ options:
   force:
     description:
       - Override the lock-out guards (housekeeping minimum, SMT split, devices that carry SSH,
-        the default route or the root filesystem, Parker-claimed resources).
+        the default route or the root filesystem, devices the Boot Kernel uses as the facts' C(in_use) lists
+        them, Parker-claimed resources).
       - Syntax and existence checks always apply.
     type: bool
     default: false

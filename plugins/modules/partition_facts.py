@@ -91,7 +91,10 @@ ansible_facts:
           type: dict
         pci:
           description: C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
-            C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh) and C(root_fs).
+            C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh), C(root_fs) and C(in_use), a
+            list of sentences, one per reason the Boot Kernel uses the device (a mount, swap, an LVM, MD, dm-crypt
+            or multipath holder, a process holding one of its device nodes open, an address, a route, a bond or
+            bridge), each naming the holder; the modules that take a device refuse it while the list is not empty.
           returned: when gathered
           type: dict
         kexec:
