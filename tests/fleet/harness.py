@@ -119,3 +119,9 @@ def wait_for_ssh(guest, state_dir=None, timeout=300):
             return True
         time.sleep(3)
     return False
+
+
+def qmp(guest, command, state_dir=None):
+    """One QMP command to a guest's QEMU (fleet qmp); returns the CompletedProcess."""
+    return subprocess.run([FLEET_CLI, 'qmp', '--state-dir', state_dir or STATE_DIR, guest['name'], command],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)

@@ -49,9 +49,7 @@ def test_a_reset_during_a_boot_line_change_boots_the_old_line_or_the_new(disk_fl
     # Blocks in the guest until grub-mkconfig runs, then the host resets the guest at once.
     rc, seen = harness.guest_run(guest, 'for i in $(seq 1200); do pgrep -x grub-mkconfig >/dev/null && '
                                  'echo seen && exit 0; sleep 0.05; done; exit 1', state_dir=disk_fleet, timeout=180)
-    reset = subprocess.run([harness.FLEET_CLI, 'qmp', '--state-dir', disk_fleet, guest['name'],
-                            '{"execute": "system_reset"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, check=False)
+    reset = harness.qmp(guest, '{"execute": "system_reset"}', state_dir=disk_fleet)
     assert rc == 0 and 'seen' in seen, 'update-grub never ran'
     assert reset.returncode == 0, reset.stdout
     assert harness.wait_for_ssh(guest, disk_fleet, timeout=400), 'the guest did not boot after the reset'

@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from harness import FLEET_CLI, REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, recap, record_timing, run_playbook, \
+from harness import REPO, STATE_DIR, ansible_env, guest_run, playbook_argv, qmp, recap, record_timing, run_playbook, \
     wait_for_ssh
 
 DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
@@ -113,6 +113,14 @@ class Fleet:
         with open(path, 'w') as handle:
             yaml.safe_dump(data, handle)
 
+    def bringup_in_background(self, log_name):
+        argv = playbook_argv(BRINGUP, '-i', self.inventory, state_dir=self.dir)
+        log = os.path.join(self.tmp, log_name)
+        with open(log, 'w') as handle:
+            proc = subprocess.Popen(argv, env=ansible_env(self.dir), stdout=handle, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        return proc, log
+
     def teardown(self):
         rc, output, hosts, _s = self.play(TEARDOWN)
         assert rc == 0, 'teardown failed:\n' + output[-6000:]
@@ -182,17 +190,22 @@ def test_teardown_hands_everything_back(parker_fleet):
         assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
 
 
+def converges_and_tears_down(parker_fleet, fault):
+    rc, output, _hosts, _s = parker_fleet.play(BRINGUP)
+    assert rc == 0, 'the run after %s did not converge:\n%s' % (fault, output[-8000:])
+    for name, state in parker_fleet.views().items():
+        assert_up(state, name)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
+
+
 def test_a_killed_run_converges(parker_fleet):
     """SIGKILL to ansible-playbook (and its workers) once the apply step has begun writing, and to every module
     running on the guests, as a cancelled AWX job and a reset connection would leave them; then
     run again. Where each guest's module died varies from run to run (mkdir, cpus, memory, bind,
     the kexec load, the online wait); every path is also unit-tested (test_partition.py).
     """
-    argv = playbook_argv(BRINGUP, '-i', parker_fleet.inventory, state_dir=parker_fleet.dir)
-    log = os.path.join(parker_fleet.tmp, 'killed.log')
-    with open(log, 'w') as handle:
-        proc = subprocess.Popen(argv, env=ansible_env(parker_fleet.dir), stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc, log = parker_fleet.bringup_in_background('killed.log')
     # Kill it while it applies the partitions: some hosts hold part of them, none is finished.
     deadline = time.time() + 600
     while 'Apply partition' not in open(log).read():
@@ -210,12 +223,7 @@ def test_a_killed_run_converges(parker_fleet):
     partial = parker_fleet.views()
     assert any(s != parker_fleet.baseline[n] for n, s in partial.items()), 'killed before any change'
     assert not all(s.get('p2.online') == '1' for s in partial.values()), 'killed after the work was done'
-    rc, output, hosts, _s = parker_fleet.play(BRINGUP)
-    assert rc == 0, 'the run after the kill did not converge:\n' + output[-8000:]
-    for name, state in parker_fleet.views().items():
-        assert_up(state, name)
-    parker_fleet.teardown()
-    assert parker_fleet.views() == parker_fleet.baseline
+    converges_and_tears_down(parker_fleet, 'the kill')
 
 
 def test_a_guest_reset_mid_run_converges(parker_fleet):
@@ -224,16 +232,10 @@ def test_a_guest_reset_mid_run_converges(parker_fleet):
     empty after a boot, so the emulation is deployed again); the other guests finish; the next run converges
     everywhere and teardown hands everything back."""
     victim = parker_fleet.guests[0]
-    argv = playbook_argv(BRINGUP, '-i', parker_fleet.inventory, state_dir=parker_fleet.dir)
-    log = os.path.join(parker_fleet.tmp, 'reset.log')
-    with open(log, 'w') as handle:
-        proc = subprocess.Popen(argv, env=ansible_env(parker_fleet.dir), stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc, log = parker_fleet.bringup_in_background('reset.log')
     rc, seen = guest_run(victim, 'for i in $(seq 3000); do [ -n "$(ls /run/parker 2>/dev/null)" ] && echo seen && '
                                  'exit 0; sleep 0.1; done; exit 1', state_dir=parker_fleet.dir, timeout=400)
-    reset = subprocess.run([FLEET_CLI, 'qmp', '--state-dir', parker_fleet.dir, victim['name'],
-                            '{"execute": "system_reset"}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, check=False)
+    reset = qmp(victim, '{"execute": "system_reset"}', state_dir=parker_fleet.dir)
     assert rc == 0 and 'seen' in seen, open(log).read()[-4000:]
     assert reset.returncode == 0, reset.stdout
     # The reset guest's connection ends (ServerAliveInterval in the fleet's ansible.cfg), the others finish.
@@ -243,12 +245,7 @@ def test_a_guest_reset_mid_run_converges(parker_fleet):
     assert hosts[victim['name']].get('unreachable', 0) + hosts[victim['name']].get('failed', 0) > 0, hosts
     rc, output, _hosts, _s = parker_fleet.play(DEPLOY, '-l', victim['name'])
     assert rc == 0, output[-4000:]
-    rc, output, hosts, _s = parker_fleet.play(BRINGUP)
-    assert rc == 0, 'the run after the reset did not converge:\n' + output[-8000:]
-    for name, state in parker_fleet.views().items():
-        assert_up(state, name)
-    parker_fleet.teardown()
-    assert parker_fleet.views() == parker_fleet.baseline
+    converges_and_tears_down(parker_fleet, 'the reset')
 
 
 def bad_spec(fleet_vars):
