@@ -23,6 +23,23 @@ def params(**kw):
 STARTED = dict(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
 
 
+def boot_log(host, cmdline_cma, reserved=(), failed=(), extra=()):
+    """A Boot Kernel booted with parker_cma=<cmdline_cma>: its kernel log says which nodes got an area.
+
+    ``reserved`` is [(node, MiB)], ``failed`` [node], both in the order the kernel tried them.
+    """
+    host.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=%s' % cmdline_cma)
+    lines = ['parker: reserve CMA %d MiB, up to %d MiB per node'
+             % (sum(m for _n, m in reserved) or 1024, max([m for _n, m in reserved] or [1024]))]
+    for node in failed:
+        lines += ['cma: Failed to reserve 1024 MiB on node %d' % node,
+                  'parker: node %d reservation failed, err -12' % node]
+    for node, mib in reserved:
+        lines += ['cma: Reserved %d MiB at 0x%016x on node %d' % (mib, (4 + 4 * node) << 30, node),
+                  'parker: reserved %d MiB on node %d' % (mib, node)]
+    host.kmsg(*(list(extra) + lines))
+
+
 def fake_kexec(host, on_load=None):
     """kexec-tools on the fake host, as run()'s commands=: a load sets kexec_loaded, -u clears it."""
     host.write('/usr/sbin/kexec', '#!fake')
@@ -46,8 +63,8 @@ def timed_out(writer_pid=None):
 
 @pytest.fixture
 def kernfs(host, sim, monkeypatch):
-    """mkdir, cpus, memory, bind, online and rmdir behave as §2.3 says, on the fake host."""
-    os.makedirs(host.path(ROOT))
+    """mkdir, cpus, memory, bind, online and rmdir behave as §2.3 says, on the fake host (mounted)."""
+    host.parker_kernel(ROOT)
     inner_write = _hostio.Transaction._write_now
 
     def mkdir(txn, rel):
@@ -148,7 +165,7 @@ def test_started_loads_inside_the_partition_and_clears_the_slot(kernfs, run):
     result = run(run_partition, params(console='ttyS1', **STARTED), commands=fake_kexec(kernfs))
     load = [argv for argv in result['_ran'] if '-l' in argv][0]
     assert '--mem-min=0x100000000' in load and '--mem-max=0x10fffffff' in load
-    assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1' in load
+    assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1 nokaslr' in load
     assert result['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
     assert result['online'] is True and result['started'] is True
     refused = run(run_partition, params(state='absent'))
@@ -345,7 +362,7 @@ def test_an_earlier_partition_that_does_not_parse_is_left_to_its_own_refusal(ker
 
 
 def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run):
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    boot_log(kernfs, '1:1G', reserved=[(1, 1024)])
     p1 = params(name='p1', cpus='4-5', devices=[])
     p2 = params(name='p2', cpus='6-7', devices=[])
     assert not run(run_partition, p1, check_mode=True).get('failed')
@@ -358,8 +375,8 @@ def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run)
     assert 'the area is 1G and 1G of it is held by p1 (earlier in this run)' in together['msg'], together['msg']
     # Node 0 has no area at all.
     elsewhere = run(run_partition, params(name='p3', cpus='2-3', devices=[]), check_mode=True)
-    assert elsewhere['failed'] and 'gives node 0 no Parker CMA area (areas on nodes: 1)' in elsewhere['msg'], \
-        elsewhere['msg']
+    assert elsewhere['failed'] and 'node 0 has no Parker CMA area: parker_cma=1:1G gives it none' in elsewhere['msg']
+    assert 'a first CPU on node 1' in elsewhere['msg'] and '(areas on nodes: 1)' in elsewhere['msg'], elsewhere['msg']
     # A partition already held counts the same way, and holding it again is no new request.
     assert run(run_partition, p1)['changed']
     assert run(run_partition, p1)['changed'] is False
@@ -368,7 +385,7 @@ def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run)
 
 
 def test_an_area_with_room_for_both_accepts_both(kernfs, run):
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=2G')  # 1G on each of the two nodes
+    boot_log(kernfs, '2G', reserved=[(0, 1024), (1, 1024)])  # 1G on each of the two nodes
     assert run(run_partition, params(name='p1', cpus='2-3', devices=[]))['changed']
     assert run(run_partition, params(name='p2', cpus='4-5', devices=[]))['changed']
     third = run(run_partition, params(name='p3', cpus='6-7', devices=[]), check_mode=True)
@@ -421,7 +438,7 @@ def test_a_repeat_of_this_partition_in_preceding_is_not_counted_against_it(kernf
 
 def test_an_earlier_partition_half_built_still_counts_its_memory(kernfs, run, monkeypatch):
     """p1 exists with its CPUs but no memory yet (a run killed after cpus): it takes its GiB during this run."""
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    boot_log(kernfs, '1:1G', reserved=[(1, 1024)])
     inner = _hostio.Transaction._write_now
 
     def killed_at_memory(txn, rel, value):
