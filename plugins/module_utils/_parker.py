@@ -376,8 +376,8 @@ def cma_areas(io, log=None):
                             area['source'] = source
             if area['size'] is None and expected and nid in expected['areas']:
                 area['size'], area['source'] = expected['areas'][nid], 'expected'
-            if area['free'] is None and area['size'] is not None and area['used'] is not None:
-                area['free'] = area['size'] - area['used']
+            if (area['free'] is None or nid in debug) and area['size'] is not None and area['used'] is not None:
+                area['free'] = area['size'] - area['used']  # debugfs's own count beats sysfs's available_pages
             areas.append(area)
         failed = sorted(n for n in logged['failed'] if n not in [a['node'] for a in areas])
         for nid in failed:

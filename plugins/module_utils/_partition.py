@@ -200,8 +200,8 @@ def enomem_hint(cma, node):
     if not area or not area['size']:
         if cma['known']:
             return 'node %d has no Parker CMA area: %s' % (node, _parker.no_area_reason(cma, node))
-        return ('node %d may have no Parker CMA area: the kernel did not report its areas (look for "parker: node %d '
-                'reservation failed" in dmesg)' % (node, node))
+        return ('node %d has no Parker CMA area as far as parker_cma= says (the kernel did not report its areas; look '
+                'for "parker: node %d reservation failed" in dmesg): %s' % (node, node, _parker.no_area_reason(cma, node)))
     return ('node %d has a Parker CMA area of %s; the host may have pinned pages in it (retried after dropping caches '
             'and compacting): retry when the host is quieter, or ask for less' % (node, format_size(area['size'])))
 
@@ -389,6 +389,14 @@ def _mount(params, io, txn, parker):
     return after, True
 
 
+def _same_dir(handle, path):
+    """Whether the open ``handle`` is the directory at ``path`` (flock conflicts between our own handles)."""
+    if handle is None:
+        return False
+    held, now = os.fstat(handle), os.stat(path)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
 def _run_partition(params, io, txn, locks):
     root = params['parker_root']
     # parker_facts reads nothing from the kernfs while a start's online writer blocks (a show handler may
@@ -401,7 +409,7 @@ def _run_partition(params, io, txn, locks):
     if mounting and txn.check_mode:
         warnings.append('would mount %s (mount -t parker none %s): nothing is mounted there, so this plan is for an '
                         'empty kernfs; partitions the kernel still holds reattach when it is mounted' % (root, root))
-    elif mounting:
+    elif mounting and not _same_dir(locks[0], io.path(root)):
         locks.append(_lock(io, txn, root))  # the mounted root is what every later run locks
     name = params['name']
     existing = _find(parker, name) if parker['present'] else None
@@ -450,8 +458,10 @@ def _run_partition(params, io, txn, locks):
     held = {'cpus': format_cpulist(plan['cpus']), 'memory': plan['memory'], 'devices': plan['devices'],
             'names': _names_of(plan['devices'], pci, names)}
     was_started = saved.get(name, {}).get('started', False)
-    all_pins = dict(pins)
-    all_pins.update(selector_pins(params['devices'], pci, names))
+    # A pin stays as first resolved; only selectors without one (or whose device is gone) get one now.
+    present = set(d['address'] for d in pci['devices'])
+    all_pins = selector_pins(params['devices'], pci, names)
+    all_pins.update((sel, bdf) for sel, bdf in pins.items() if bdf in present or sel not in all_pins)
     if plan['create'] or plan['resume']:
         if all_pins != pins:
             # Kept past rmdir, for the boot (/run): the device may come back under another name.
