@@ -90,8 +90,11 @@ ansible_facts:
           returned: when gathered
           type: dict
         pci:
-          description: C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
-            C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh) and C(root_fs).
+          description:
+            - C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
+              C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh), C(root_fs) and C(claimed_by).
+            - C(claimed_by) names the Parker partition that lists the device under C(devices/). A claimed device
+              keeps its host driver's C(driver) link on a real kernel, so C(driver) does not say it is free.
           returned: when gathered
           type: dict
         kexec:
@@ -105,9 +108,19 @@ ansible_facts:
           type: dict
         parker:
           description:
-            - Whether the Parker kernfs is present and mounted, and its partitions.
+            - C(present) (the root directory exists), C(mounted) and C(fs_type) (from C(/proc/mounts)),
+              C(filesystem_available) and C(filesystem_source) (C(/proc/filesystems), C(CONFIG_PARKER) or a
+              C(mount.parker) helper), and C(partitions). Nothing is mounted at boot; an unmounted root shows no
+              partitions (M(parker.kernel.partition) mounts it).
             - C(blocked_starts) lists starts whose write to C(online) still blocks in the kernel; Parker's mutex is
               held then, so the partitions are not read (C(partitions) is empty).
+            - C(cma) is null when neither the command line nor the kernel says anything about Parker CMA areas.
+              Otherwise it has C(known) (the kernel reported them), C(sources) (V(debugfs), V(sysfs), V(kmsg)),
+              C(parker_cma), C(areas) (per node C(node), C(size), C(used), C(free), C(base), in bytes where known,
+              and C(source), V(expected) when only C(parker_cma=) gives the size), C(failed_nodes) (reservation
+              failed at boot), C(expected) (the RFC's layout for C(parker_cma=)), C(cma_total), C(cma_free)
+              and C(warnings). Read on every run, never cached: physical KASLR changes the areas from boot to
+              boot.
           returned: when gathered
           type: dict
 '''
@@ -129,6 +142,8 @@ def main():
     if 'all' in subsets:
         subsets = SUBSETS
     facts = gather(HostIO('/'), subsets, module.params['parker_root'])
+    for warning in ((facts.get('parker') or {}).get('cma') or {}).get('warnings') or []:
+        module.warn(warning)
     module.exit_json(changed=False, ansible_facts={'parker_kernel': facts})
 
 
