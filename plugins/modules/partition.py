@@ -31,7 +31,8 @@ description:
     O(parker_root), the module runs C(mount -t parker none <parker_root>) first, as an action of its own (see
     O(mount_kernfs)). In check mode it only says it would, and plans as for an empty kernfs.
   - C(net=) and C(block=) selectors are pinned to the PCI address they first resolved to, for the rest of the boot
-    (C(/run/parker-kernel/selectors.json)): a device handed back by C(rmdir) can come back under another name.
+    (C(/run/parker-kernel/selectors.json)), because a device handed back by C(rmdir) can come back under another
+    name.
 author:
   - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
@@ -93,9 +94,9 @@ options:
     description:
       - The Application Kernel's C(tsc_early_khz=), which spares it its own TSC calibration (a real start hung there
         under QEMU TCG).
-      - V(auto) passes the Boot Kernel's measured frequency, from its log (C(tsc: Refined TSC clocksource
+      - "V(auto) passes the Boot Kernel's measured frequency, from its log (C(tsc: Refined TSC clocksource
         calibration: X MHz), else C(tsc: Detected X MHz processor)), and warns when the log has neither.
-        V(off) passes none; a number passes that many kHz.
+        V(off) passes none; a number passes that many kHz."
     type: str
     default: auto
   mount_kernfs:
@@ -153,11 +154,11 @@ options:
 notes:
   - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
     The areas are read on every run from what the kernel reports (debugfs C(cma/parker<N>),
-    C(/sys/kernel/mm/cma/parker<N>), the C(parker:) lines of the kernel log): a request that does not fit is
+    C(/sys/kernel/mm/cma/parker<N>), the C(parker:) lines of the kernel log). A request that does not fit is
     refused, and a node whose reservation failed at boot is named. When the kernel reports nothing, the layout
     C(parker_cma=) should give is only an expectation, and a misfit is a warning, not a refusal.
   - O(state=started) succeeding means the Application Kernel set C(online), which it does at the end of its PCI
-    scan, before timers, network or init run. It is not health: the host cannot see which of the partition's CPUs
+    scan, before timers, network or init run. It is not health, and the host cannot see which of the partition's CPUs
     the instance brought up (the kernfs shows only the control page's address). The partitions role's health
     check is what says an Application Kernel works.
   - A start that times out leaves the writer blocked in the kernel, which holds Parker's global mutex until the

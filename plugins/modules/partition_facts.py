@@ -119,8 +119,8 @@ ansible_facts:
               C(parker_cma), C(areas) (per node C(node), C(size), C(used), C(free), C(base), in bytes where known,
               and C(source), V(expected) when only C(parker_cma=) gives the size), C(failed_nodes) (reservation
               failed at boot), C(expected) (the RFC's layout for C(parker_cma=)), C(cma_total), C(cma_free)
-              and C(warnings). Read on every run, never cached: physical KASLR changes the areas from boot to
-              boot.
+              and C(warnings). Read on every run and never cached, since physical KASLR changes the areas from
+              boot to boot.
           returned: when gathered
           type: dict
 '''
