@@ -200,7 +200,7 @@ def _overlaps(a_start, a_end, b_start, b_end):
     return a_start <= b_end and b_start <= a_end
 
 
-def _check_parker_cma(value, numa, problems, warnings):
+def _check_parker_cma(value, numa, problems):
     """Return {node: size} as the RFC's rule reserves it on this host's nodes, appending problems."""
     nodes = dict((n['id'], n) for n in numa['nodes']) or {0: {'id': 0, 'mem_total': None}}
     layout = _parker.expected_layout(value, sorted(nodes))
@@ -236,7 +236,7 @@ def boot_plan(params, io):
     if params.get('parker_cma'):
         value = str(params['parker_cma'])
         token = 'parker_cma=' + value
-        expected = _check_parker_cma(value, numa, problems, warnings)
+        expected = _check_parker_cma(value, numa, problems)
         tokens.append(token)
         # What the kernel reserved this boot (read now, never cached: physical KASLR changes it).
         actual = _parker.cma_areas(io)

@@ -310,8 +310,8 @@ def plan_present(params, cpu_facts, pci, parker, claimed_cpus, claimed_devices, 
 def _lock(io, txn, root):
     """Serialise partition operations on this host (one kexec slot, one global Parker mutex).
 
-    An flock on the kernfs root itself: nothing is written to take it, and there is nothing to
-    serialise where the kernfs is missing (the request is refused then).
+    An flock on the kernfs root itself (before it is mounted, on its mount point): nothing is written
+    to take it, and there is nothing to serialise where the kernfs is missing (the request is refused then).
     """
     path = io.path(root)
     if not os.path.isdir(path):
@@ -391,7 +391,7 @@ def _mount(params, io, txn, parker):
 
 def _same_dir(handle, path):
     """Whether the open ``handle`` is the directory at ``path`` (flock conflicts between our own handles)."""
-    if handle is None:
+    if handle is None or not os.path.isdir(path):
         return False
     held, now = os.fstat(handle), os.stat(path)
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
@@ -409,8 +409,10 @@ def _run_partition(params, io, txn, locks):
     if mounting and txn.check_mode:
         warnings.append('would mount %s (mount -t parker none %s): nothing is mounted there, so this plan is for an '
                         'empty kernfs; partitions the kernel still holds reattach when it is mounted' % (root, root))
-    elif mounting and not _same_dir(locks[0], io.path(root)):
-        locks.append(_lock(io, txn, root))  # the mounted root is what every later run locks
+    if parker['mounted'] and not any(_same_dir(lock, io.path(root)) for lock in locks):
+        # The lock taken first may be the mount point under the kernfs (this run, or one that waited
+        # on it, found nothing mounted): the mounted root is what every other run locks.
+        locks.append(_lock(io, txn, root))
     name = params['name']
     existing = _find(parker, name) if parker['present'] else None
     base = '%s/%s' % (root, name)
