@@ -173,8 +173,21 @@ def claims_of(parker):
 
 
 def parker_claims(io, root=PARKER_ROOT):
-    """CPUs and devices held by Parker partitions: the host must never touch them."""
-    return claims_of(parker_facts(io, root))
+    """CPUs and devices held by Parker partitions: the host must never touch them.
+
+    Partitions outlive an umount of the kernfs, unseen: while nothing is mounted, what
+    parker.kernel.partition recorded as built this boot counts as held too.
+    """
+    facts = parker_facts(io, root)
+    cpus, devices = claims_of(facts)
+    if facts['present'] and not facts['mounted']:
+        for record in io.load_json(PARTITION_STATE, {}).values():
+            try:
+                cpus |= parse_cpulist(record.get('cpus') or '')
+            except CpulistError:
+                pass
+            devices.update(record.get('devices') or [])
+    return cpus, devices
 
 
 def claimed_by(parker):

@@ -112,3 +112,13 @@ def test_nic_detach_needs_force_when_the_ssh_interface_is_unknown(host, run, mon
     result = run(run_device_detach, params(devices=['net=eth1']))
     assert result['failed'] and 'could not be determined' in result['msg']
     assert run(run_device_detach, params(devices=['net=eth1'], force=True))['changed']
+
+
+def test_a_device_recorded_as_bound_counts_as_claimed_while_the_kernfs_is_unmounted(host, run):
+    """Partitions outlive an umount unseen: the partition module's records of this boot stand in."""
+    host.parker_kernel(mounted=False)
+    host.write('/run/parker-kernel/partitions.json', '{"p1": {"cpus": "6-7", "devices": ["0000:00:03.0"]}}')
+    before = snapshot(host.root)
+    result = run(run_device_detach, params(devices=['0000:00:03.0'], force=True))
+    assert result['failed'] and 'Parker partition' in result['msg']
+    assert snapshot(host.root) == before
