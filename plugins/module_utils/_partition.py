@@ -37,6 +37,7 @@ from ansible_collections.parker.kernel.plugins.module_utils import _cpu, _facts,
 
 PARTITION_STATE = _facts.PARTITION_STATE
 SELECTOR_STATE = _parker.SELECTOR_STATE
+SYSFS_AREA = _parker.SYSFS_CMA + '/parker%d'
 OFF = ('', 'off', 'false', 'no', 'none', '0')
 # What a started result can say about the instance's CPUs: the host sees none of it.
 INSTANCE_CPUS_NOTE = ('not known from the host: the kernfs shows only the control page\'s address, not which CPUs '
@@ -167,6 +168,9 @@ def cma_problems(name, cpus, memory, cpu_facts, parker, preceding, cma):
 
     def verdict(message):
         return ([message], []) if firm else ([], [message + unsure])
+    if area is not None and area['size'] is None:
+        return [], ['memory: %s comes from node %d\'s Parker CMA area, which the kernel lists (%s) without its size '
+                    'and parker_cma= does not give: not checked' % (name, node, SYSFS_AREA % node)]
     if not size:
         return verdict('memory: %s would come from node %d, where its first CPU (%d) is, but node %d has no Parker CMA '
                        'area: %s (areas on nodes: %s)'

@@ -661,3 +661,12 @@ def test_absent_waits_for_a_powered_off_kernel_to_clear_online(kernfs, run, monk
     result = run(run_partition, params(state='absent', poweroff_timeout=30))
     assert not result.get('failed'), result['msg']
     assert result['changed'] and reads == ['p1'] * 3 and not os.path.exists(kernfs.path(ROOT + '/p1'))
+
+
+def test_an_area_listed_without_its_size_is_not_refused(kernfs, run):
+    kernfs.cma_sysfs(1)  # the counters only (before 6.14), and no parker_cma= on the line to size it
+    result = run(run_partition, params(cpus='4-5', devices=[]), check_mode=True)
+    assert not result.get('failed'), result['msg']
+    assert any('without its size' in w for w in result['warnings'])
+    refused = run(run_partition, params(cpus='2-3', devices=[]), check_mode=True)
+    assert refused['failed'] and 'node 0 has no Parker CMA area: the kernel reserved none there' in refused['msg']
