@@ -23,7 +23,8 @@ ERRNO_HINTS = {
     'EPERM': 'run the task as root (become: true); kernel lockdown can also forbid this',
     'EACCES': 'run the task as root (become: true)',
     'ENODEV': 'the device or driver disappeared; re-gather facts',
-    'ENOENT': 'the sysfs file is missing; this kernel lacks the feature (check partition_facts kernel.config)',
+    'ENOENT': 'the file is missing: this kernel lacks the feature, or the filesystem holding it is not mounted '
+              '(check partition_facts kernel.config and parker.mounted)',
     'ENOMEM': 'the kernel is short of memory; free caches or choose less',
     'EAGAIN': 'the kernel asked to retry; run the task again',
 }
@@ -95,12 +96,16 @@ def execute(module, operation, root='/'):
         if had_undo:
             msg += '; ' + ('rolled back every earlier change' if not failures
                            else 'rollback FAILED for: ' + '; '.join(failures))
-        if exc.errno_name in ERRNO_HINTS:
-            msg += '. Hint: ' + ERRNO_HINTS[exc.errno_name]
+        hint = getattr(exc, 'hint', None) or ERRNO_HINTS.get(exc.errno_name)
+        if hint:
+            msg += '. Hint: ' + hint
         # left_in_place: the operation chose not to undo (a start that timed out): the host did change.
         module.fail_json(msg=msg, changed=bool(failures) or getattr(exc, 'left_in_place', False),
                          errno=exc.errno, errno_name=exc.errno_name,
                          actions=txn.actions, rollback_failures=failures)
     result.setdefault('changed', txn.changed)
     result['actions'] = txn.actions
+    # Warnings go through module.warn: Ansible shows them, and the result carries no 'warnings' key of its own.
+    for warning in result.pop('warnings', None) or []:
+        module.warn(warning)
     module.exit_json(**result)

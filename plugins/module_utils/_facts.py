@@ -20,17 +20,17 @@ import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline
-from ansible_collections.parker.kernel.plugins.module_utils._common import Refused
 from ansible_collections.parker.kernel.plugins.module_utils._ownership import pci_facts  # noqa: F401 (re-exported)
+from ansible_collections.parker.kernel.plugins.module_utils import _parker
 
 CPU_ROOT = '/sys/devices/system/cpu'
 MEM_ROOT = '/sys/devices/system/memory'
 NODE_ROOT = '/sys/devices/system/node'
 PCI_ROOT = '/sys/bus/pci/devices'
-STATE_DIR = '/run/parker-kernel'
-PARTITION_STATE = STATE_DIR + '/partitions.json'  # parker.kernel.partition's records
+STATE_DIR = _parker.STATE_DIR
+PARTITION_STATE = _parker.PARTITION_STATE  # parker.kernel.partition's records
 TOPOLOGY_CACHE = STATE_DIR + '/cpu-topology.json'
-PARKER_ROOT = '/sys/fs/parker'
+PARKER_ROOT = _parker.PARKER_ROOT
 
 KERNEL_OPTIONS = ('HOTPLUG_CPU', 'MEMORY_HOTPLUG', 'MEMORY_HOTREMOVE', 'KEXEC', 'KEXEC_FILE',
                   'CMA', 'PARKER', 'MULTIKERNEL')
@@ -340,89 +340,13 @@ def kernel_facts(io):
 
 
 # -- Parker kernfs --------------------------------------------------------
+# The readers live in _parker; these names stay for the modules and tests that import them from here.
 
-def _mounted_type(io, path):
-    for line in (io.read('/proc/mounts', '') or '').splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[1] == path:
-            return fields[2]
-    return None
-
-
-def blocked_starts(io):
-    """[{'partition', 'pid'}] of starts whose online writer is still blocked in the kernel.
-
-    parker.kernel.partition records the writer's pid in its state file when it starts it;
-    while that process lives, Parker's mutex is held and the kernfs is not touched.
-    """
-    stuck = []
-    for name, record in sorted(io.load_json(PARTITION_STATE, {}).items()):
-        pid = record.get('blocked_writer')
-        if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
-            stuck.append({'partition': name, 'pid': pid})
-    return stuck
-
-
-def blocked_message(stuck):
-    return ('the start of %s is still blocked in the kernel writing online (pid %s), holding Parker\'s mutex: '
-            'any partition operation on this host would hang behind it. Wait until that Application Kernel reports '
-            'online (the writer then exits), or reset the host'
-            % (', '.join(s['partition'] for s in stuck), ', '.join(str(s['pid']) for s in stuck)))
-
-
-def parker_facts(io, root=PARKER_ROOT):
-    """The kernfs's partitions; not read at all (``blocked_starts`` set instead) while a start blocks."""
-    stuck = blocked_starts(io)
-    if stuck:
-        return {'root': root, 'present': io.isdir(root), 'mounted': None, 'fs_type': None, 'partitions': [],
-                'blocked_starts': stuck}
-    partitions = []
-    for name in io.listdir(root):
-        base = root + '/' + name
-        if not io.isdir(base):
-            continue
-        memory = io.read(base + '/memory')
-        size = start = None
-        if memory and '@' in memory:
-            size_text, _sep, start_text = memory.partition('@')
-            size, start = int(size_text), int(start_text, 16)
-        partitions.append({
-            'name': name,
-            'id': io.read_int(base + '/id'),
-            'cpus': io.read(base + '/cpus') or '',
-            'memory': {'size': size, 'start': start} if size else None,
-            'devices': io.listdir(base + '/devices'),
-            'online': io.read(base + '/online') == '1',
-            'control_structure': io.read(base + '/control_structure'),
-        })
-    fs_type = _mounted_type(io, root)
-    return {
-        'root': root,
-        'present': io.isdir(root),
-        'mounted': fs_type is not None or bool(partitions),
-        'fs_type': fs_type,
-        'partitions': partitions,
-        'blocked_starts': [],
-    }
-
-
-def parker_claims(io, root=PARKER_ROOT):
-    """CPUs and devices held by Parker partitions: the host must never touch them."""
-    return claims_of(parker_facts(io, root))
-
-
-def claims_of(parker):
-    """(CPUs, devices) held by the partitions of parker_facts() (pure). Unknown while a start blocks."""
-    if parker.get('blocked_starts'):
-        raise Refused(blocked_message(parker['blocked_starts']))
-    cpus, devices = set(), set()
-    for part in parker['partitions']:
-        try:
-            cpus |= parse_cpulist(part['cpus'])
-        except CpulistError:
-            pass
-        devices.update(part['devices'])
-    return cpus, devices
+parker_facts = _parker.parker_facts
+parker_claims = _parker.parker_claims
+claims_of = _parker.claims_of
+blocked_starts = _parker.blocked_starts
+blocked_message = _parker.blocked_message
 
 
 GATHERERS = {
@@ -441,6 +365,13 @@ def gather(io, subsets=SUBSETS, parker_root=PARKER_ROOT):
     for name in subsets:
         if name == 'parker':
             facts['parker'] = parker_facts(io, parker_root)
+            facts['parker']['cma'] = _parker.cma_areas(io)
         else:
             facts[name] = GATHERERS[name](io)
+    if 'pci' in facts:
+        # A claimed device keeps its host driver's link on a real kernel: say who holds it.
+        parker = facts.get('parker') or parker_facts(io, parker_root)
+        owners = _parker.claimed_by(parker)
+        for dev in facts['pci']['devices']:
+            dev['claimed_by'] = owners.get(dev['address'])
     return facts

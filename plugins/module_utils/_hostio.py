@@ -112,6 +112,32 @@ class HostIO:
             os.close(fd)
         return b''.join(chunks).decode('utf-8', 'replace').strip()
 
+    def read_records(self, rel):
+        """Every record of a /dev/kmsg-like file as text lines, read non-blocking (a plain file in fake trees).
+
+        Each read() of /dev/kmsg returns one record; EAGAIN ends the buffer, EPIPE says a record was
+        overwritten while reading (skip on). Never blocks, never raises.
+        """
+        try:
+            fd = os.open(os.path.join(self.root, rel.lstrip('/')), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return []
+        chunks = []
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError as exc:
+                    if exc.errno == errno.EPIPE:
+                        continue
+                    break  # EAGAIN: the end of the buffer
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b''.join(chunks).decode('utf-8', 'replace').splitlines()
+
     def read_bytes(self, rel):
         with open(self.path(rel), 'rb') as handle:
             return handle.read()
@@ -225,6 +251,7 @@ class ApplyError(Exception):
         self.errno = errno_value
         self.errno_name = errno.errorcode.get(errno_value, '') if errno_value else ''
         self.detail = detail
+        self.hint = None  # set by an operation that knows better than the errno alone what to do next
         super(ApplyError, self).__init__('%s failed: %s%s' % (
             action, detail, ' (%s)' % self.errno_name if self.errno_name else ''))
 
@@ -383,11 +410,25 @@ class Transaction:
         except OSError as exc:
             raise ApplyError('write %s' % rel, exc.errno, exc.strerror)
 
-    def save_json(self, rel, data):
-        """Replace a collection state file (under /run); state files carry no undo."""
+    def save_json(self, rel, data, undo=False):
+        """Replace a collection state file (under /run).
+
+        With ``undo`` a rollback puts back what the file held before (or removes it), so a
+        failed run leaves no record of what it did not build; without, the record stays.
+        """
         self.actions.append('save state %s' % rel)
-        if not self.check_mode:
-            self._replace_file(rel, json.dumps(data, indent=1, sort_keys=True), 0o600, 0o700)
+        if self.check_mode:
+            return
+        before = None
+        if undo:
+            try:
+                with open(self.io.path(rel), 'r') as handle:
+                    before = handle.read()
+            except (IOError, OSError):
+                before = None
+        self._replace_file(rel, json.dumps(data, indent=1, sort_keys=True), 0o600, 0o700)
+        if undo:
+            self._undo.append(('file', rel, before))
 
     def write_file(self, rel, text, undo_text=None, mode=0o644):
         """Replace a regular file; undo restores ``undo_text`` or removes it."""

@@ -23,7 +23,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._cpulist import pars
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, format_memmap, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils import _facts
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _parker
 
 MEMORY_STATE = _facts.STATE_DIR + '/memory.json'
 ONLINE_WRITE = {'movable': 'online_movable', 'kernel': 'online_kernel', 'auto': 'online'}
@@ -201,49 +201,20 @@ def _overlaps(a_start, a_end, b_start, b_end):
 
 
 def _check_parker_cma(value, numa, problems):
-    """Return {node: size} as the kernel would reserve it, appending problems."""
+    """Return {node: size} as the RFC's rule reserves it on this host's nodes, appending problems."""
     nodes = dict((n['id'], n) for n in numa['nodes']) or {0: {'id': 0, 'mem_total': None}}
-    per_node = {}
-    try:
-        if ':' in value:
-            for part in value.split(','):
-                nid, _sep, size = part.partition(':')
-                if not nid.strip().isdigit():
-                    raise SizeError(part)
-                per_node[int(nid)] = memparse(size)
-        else:
-            total = memparse(value)
-            share = -(-total // len(nodes))
-            per_node = dict((nid, share) for nid in nodes)
-    except SizeError:
-        problems.append('parker_cma=%s: malformed; use SIZE or NODE:SIZE[,NODE:SIZE]' % value)
-        return {}
-    reserved = {}
-    for nid, size in sorted(per_node.items()):
-        if nid not in nodes:
-            problems.append('parker_cma=%s: node %d does not exist (nodes: %s)'
-                            % (value, nid, ','.join(str(n) for n in sorted(nodes))))
-            continue
-        if size < GIB:
-            problems.append('parker_cma=%s: node %d gets %s, below the 1G minimum; the kernel would drop it'
-                            % (value, nid, format_size(size)))
-            continue
-        rounded = -(-size // GIB) * GIB
+    layout = _parker.expected_layout(value, sorted(nodes))
+    problems.extend(layout['problems'])
+    # A share the kernel would drop is a token that does not do what it says: refused here, before a reboot.
+    problems.extend(layout['warnings'])
+    for nid, size in sorted(layout['areas'].items()):
         total = nodes[nid].get('mem_total')
-        if total is not None and rounded > total:
+        if total is not None and size > total:
             problems.append('parker_cma=%s: node %d needs %s (rounded up to 1G) but has %s'
-                            % (value, nid, format_size(rounded), format_size(total)))
-        reserved[nid] = rounded
-    return reserved
-
-
-def parker_cma_areas(io):
-    """{node: bytes} of the Parker CMA areas the running Boot Kernel reserved, from its parker_cma=
-    (the last one counts, as with any early parameter); None when the line has none."""
-    values = [t.split('=', 1)[1] for t in _facts.running_cmdline(io) if t.startswith('parker_cma=')]
-    if not values:
-        return None
-    return _check_parker_cma(values[-1], _facts.numa_facts(io), [])
+                            % (value, nid, format_size(size), format_size(total)))
+    if not layout['problems'] and not layout['areas']:
+        problems.append('parker_cma=%s: reserves no area on this host' % value)
+    return layout['areas']
 
 
 def cma_units(size):
@@ -259,15 +230,22 @@ def boot_plan(params, io):
     running = set(_facts.running_cmdline(io))
     ram = [r for r in res['iomem'] if r['name'] == 'System RAM']
     kernel_image = [r for r in res['iomem'] if r['name'] in ('Kernel code', 'Kernel data', 'Kernel bss')]
-    problems, tokens, honoured = [], [], {}
+    problems, warnings, tokens, honoured = [], [], [], {}
 
+    expected = actual = None
     if params.get('parker_cma'):
         value = str(params['parker_cma'])
         token = 'parker_cma=' + value
-        reserved = _check_parker_cma(value, numa, problems)
+        expected = _check_parker_cma(value, numa, problems)
         tokens.append(token)
-        cma_total = res['cma_total'] or 0
-        honoured[token] = token in running and cma_total >= sum(reserved.values()) > 0
+        # What the kernel reserved this boot (read now, never cached: physical KASLR changes it).
+        actual = _parker.cma_areas(io)
+        if actual is not None and actual['known']:
+            warnings.extend(actual['warnings'])
+            honoured[token] = token in running and any(a['size'] for a in actual['areas'])
+        else:
+            cma_total = res['cma_total'] or 0
+            honoured[token] = token in running and cma_total >= sum(expected.values()) > 0
 
     seen = []
     for entry in params.get('memmap') or []:
@@ -343,4 +321,8 @@ def boot_plan(params, io):
         'tokens': tokens,
         'honoured': honoured,
         'reboot_required': reboot_required,
+        'cma_expected': ([{'node': n, 'size': size} for n, size in sorted(expected.items())]
+                         if expected is not None else None),
+        'cma_areas': actual,
+        'warnings': warnings,
     }

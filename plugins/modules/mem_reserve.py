@@ -24,6 +24,11 @@ description:
     fit in the node, overlap with what the running kernel uses) and reports whether the running kernel already
     honours them, judged from C(/proc/cmdline), C(/proc/iomem) and C(/proc/meminfo). It never writes; persisting
     the tokens is the job of the command-line role.
+  - C(parker_cma=) is laid out by the RFC's rule. V(SIZE) gives each online node, in ascending order,
+    roundup(ceil(SIZE / nodes), 1G) until SIZE is reached (so V(1G) on two nodes is 1G on node 0 alone).
+    V(NODE:SIZE,...) gives the listed nodes their sizes rounded up to 1G, and a share under 1G (which the kernel
+    drops) is refused. The areas the running kernel really reserved are reported beside it, read from the kernel,
+    and a node whose reservation failed at boot is a warning.
 author:
   - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
@@ -155,6 +160,18 @@ reboot_required:
   description: True when a token is not yet honoured by the running kernel.
   returned: boot mode
   type: bool
+cma_expected:
+  description: The Parker CMA areas O(parker_cma) gives by the RFC's rule on this host's online nodes (C(node), C(size)).
+  returned: boot mode with parker_cma
+  type: list
+  elements: dict
+  sample: [{node: 0, size: 1073741824}]
+cma_areas:
+  description:
+    - The Parker CMA areas the running kernel reserved, as C(ansible_facts.parker_kernel.parker.cma) of
+      M(parker.kernel.partition_facts); null when neither the command line nor the kernel says anything.
+  returned: boot mode with parker_cma
+  type: dict
 actions:
   description: The writes performed, or that would be performed in check mode.
   returned: always

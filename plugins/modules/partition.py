@@ -24,7 +24,15 @@ description:
     memory and devices to the Boot Kernel. Parker has no host-side stop, so a running partition is refused.
   - Everything is validated before the first write. An existing partition's resources are never rewritten (a
     C(cpus) rewrite leaks CPUs in the RFC); a different request is refused unless O(replace=true) and the
-    partition is not running. If a step fails, the partition is removed again, which returns what it held.
+    partition is not running. If a step fails, the partition is removed again, which returns what it held, and its
+    record under C(/run/parker-kernel) goes with it.
+  - A Parker Boot Kernel does not mount its kernfs at boot. When the kernel has the C(parker) filesystem
+    (C(/proc/filesystems), C(CONFIG_PARKER=y) or a C(mount.parker) helper) and nothing is mounted at
+    O(parker_root), the module runs C(mount -t parker none <parker_root>) first, as an action of its own (see
+    O(mount_kernfs)). In check mode it only says it would, and plans as for an empty kernfs.
+  - C(net=) and C(block=) selectors are pinned to the PCI address they first resolved to, for the rest of the boot
+    (C(/run/parker-kernel/selectors.json)), because a device handed back by C(rmdir) can come back under another
+    name.
 author:
   - parker.kernel maintainers (@parker-kernel)
 extends_documentation_fragment:
@@ -72,10 +80,38 @@ options:
     description: The Application Kernel's C(ip=) value, for example from the C(parker.kernel.cmdline_ip) filter.
     type: str
   cmdline:
-    description: Further Application Kernel tokens (tuning). C(parker=) and C(memmap=) are set by the partition.
+    description:
+      - Further Application Kernel tokens (tuning). C(parker=) and C(memmap=) are set by the partition.
+      - A C(nokaslr), C(kaslr) or C(tsc_early_khz=) given here replaces the one O(nokaslr) and O(tsc_early_khz) add.
     type: list
     elements: str
     default: []
+  nokaslr:
+    description: Put C(nokaslr) on the Application Kernel's line (its image is placed inside the partition's memory).
+    type: bool
+    default: true
+  tsc_early_khz:
+    description:
+      - The Application Kernel's C(tsc_early_khz=), which spares it its own TSC calibration (a real start hung there
+        under QEMU TCG).
+      - "V(auto) passes the Boot Kernel's measured frequency, from its log (C(tsc: Refined TSC clocksource
+        calibration: X MHz), else C(tsc: Detected X MHz processor)), and warns when the log has neither.
+        V(off) passes none; a number passes that many kHz."
+    type: str
+    default: auto
+  mount_kernfs:
+    description:
+      - Mount the Parker kernfs at O(parker_root) when the kernel has it and nothing is mounted there.
+      - V(false) refuses instead, writing nothing.
+    type: bool
+    default: true
+  poweroff_timeout:
+    description:
+      - With O(state=absent), seconds to wait for a running Application Kernel, told to power off from inside, to
+        clear C(online) before the partition is removed. The module reads the partition's C(online) file itself.
+      - V(0) refuses a running partition at once.
+    type: int
+    default: 0
   start_timeout:
     description: Seconds to wait for the Application Kernel to report itself online.
     type: int
@@ -117,7 +153,14 @@ options:
         type: str
 notes:
   - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
-    When the running command line carries C(parker_cma=), a request that does not fit that area is refused.
+    The areas are read on every run from what the kernel reports (debugfs C(cma/parker<N>),
+    C(/sys/kernel/mm/cma/parker<N>), the C(parker:) lines of the kernel log). A request that does not fit is
+    refused, and a node whose reservation failed at boot is named. When the kernel reports nothing, the layout
+    C(parker_cma=) should give is only an expectation, and a misfit is a warning, not a refusal.
+  - O(state=started) succeeding means the Application Kernel set C(online), which it does at the end of its PCI
+    scan, before timers, network or init run. It is not health, and the host cannot see which of the partition's CPUs
+    the instance brought up (the kernfs shows only the control page's address). The partitions role's health
+    check is what says an Application Kernel works.
   - A start that times out leaves the writer blocked in the kernel, which holds Parker's global mutex until the
     host reboots; the failure says so. The writer is a process of its own, so the task still ends at the timeout.
 '''
@@ -177,8 +220,29 @@ control_structure:
   returned: unless state is absent
   type: str
 online:
-  description: Whether the Application Kernel reports itself online.
+  description: Whether the Application Kernel reports itself online. False in check mode for a partition not yet built.
   returned: unless state is absent
+  type: bool
+started:
+  description: Whether this run started the Application Kernel (or would, in check mode), or it already runs.
+  returned: unless state is absent
+  type: bool
+instance_cpus:
+  description: Which of the partition's CPUs run the Application Kernel; always null, the host cannot see it.
+  returned: when started is true
+  type: str
+instance_cpus_note:
+  description: Why O(state=started) does not say that the Application Kernel is healthy.
+  returned: when started is true
+  type: str
+selectors:
+  description: The PCI address each C(net=) or C(block=) selector of the request stands for.
+  returned: unless state is absent
+  type: dict
+  sample: {"net=eth1": "0000:00:06.0"}
+mounted_kernfs:
+  description: Whether this run mounted the Parker kernfs (or would have, in check mode).
+  returned: always
   type: bool
 returned:
   description: What O(state=absent) handed back to the Boot Kernel.
@@ -210,6 +274,10 @@ def main():
             root=dict(type='str'),
             ip=dict(type='str'),
             cmdline=dict(type='list', elements='str', default=[]),
+            nokaslr=dict(type='bool', default=True),
+            tsc_early_khz=dict(type='str', default='auto'),
+            mount_kernfs=dict(type='bool', default=True),
+            poweroff_timeout=dict(type='int', default=0),
             start_timeout=dict(type='int', default=300),
             replace=dict(type='bool', default=False),
             memory_retries=dict(type='int', default=3),

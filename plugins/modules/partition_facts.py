@@ -90,11 +90,16 @@ ansible_facts:
           returned: when gathered
           type: dict
         pci:
-          description: C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
-            C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh), C(root_fs) and C(in_use), a
-            list of sentences, one per reason the Boot Kernel uses the device (a mount, swap, an LVM, MD, dm-crypt
-            or multipath holder, a process holding one of its device nodes open, an address, a route, a bond or
-            bridge), each naming the holder; the modules that take a device refuse it while the list is not empty.
+          description:
+            - C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
+              C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh), C(root_fs), C(in_use) and
+              C(claimed_by).
+            - C(in_use) is a list of sentences, one per reason the Boot Kernel uses the device (a mount, swap, an
+              LVM, MD, dm-crypt or multipath holder, a process holding one of its device nodes open, an address, a
+              route, a bond or bridge), each naming the holder; the modules that take a device refuse it while the
+              list is not empty.
+            - C(claimed_by) names the Parker partition that lists the device under C(devices/). A claimed device
+              keeps its host driver's C(driver) link on a real kernel, so C(driver) does not say it is free.
           returned: when gathered
           type: dict
         kexec:
@@ -108,9 +113,19 @@ ansible_facts:
           type: dict
         parker:
           description:
-            - Whether the Parker kernfs is present and mounted, and its partitions.
+            - C(present) (the root directory exists), C(mounted) and C(fs_type) (from C(/proc/mounts)),
+              C(filesystem_available) and C(filesystem_source) (C(/proc/filesystems), C(CONFIG_PARKER) or a
+              C(mount.parker) helper), and C(partitions). Nothing is mounted at boot; an unmounted root shows no
+              partitions (M(parker.kernel.partition) mounts it).
             - C(blocked_starts) lists starts whose write to C(online) still blocks in the kernel; Parker's mutex is
               held then, so the partitions are not read (C(partitions) is empty).
+            - C(cma) is null when neither the command line nor the kernel says anything about Parker CMA areas.
+              Otherwise it has C(known) (the kernel reported them), C(sources) (V(debugfs), V(sysfs), V(kmsg)),
+              C(parker_cma), C(areas) (per node C(node), C(size), C(used), C(free), C(base), in bytes where known,
+              and C(source), V(expected) when only C(parker_cma=) gives the size), C(failed_nodes) (reservation
+              failed at boot), C(expected) (the RFC's layout for C(parker_cma=)), C(cma_total), C(cma_free)
+              and C(warnings). Read on every run and never cached, since physical KASLR changes the areas from
+              boot to boot.
           returned: when gathered
           type: dict
 '''
@@ -132,6 +147,8 @@ def main():
     if 'all' in subsets:
         subsets = SUBSETS
     facts = gather(HostIO('/'), subsets, module.params['parker_root'])
+    for warning in ((facts.get('parker') or {}).get('cma') or {}).get('warnings') or []:
+        module.warn(warning)
     module.exit_json(changed=False, ansible_facts={'parker_kernel': facts})
 
 

@@ -149,6 +149,39 @@ class FakeHost:
         self.write('/proc/mounts', 'sysfs /sys sysfs rw 0 0\n')
         return self
 
+    # -- Parker ------------------------------------------------------------
+    def parker_kernel(self, root='/sys/fs/parker', mounted=True):
+        """A Parker Boot Kernel: the filesystem type registered, the root directory, mounted or not."""
+        os.makedirs(self.path(root), exist_ok=True)
+        self.write('/proc/filesystems', 'nodev\tsysfs\nnodev\tproc\nnodev\tparker\n')
+        if mounted:
+            self.mount_parker(root)
+        return self
+
+    def mount_parker(self, root='/sys/fs/parker'):
+        """What `mount -t parker none ROOT` leaves in /proc/mounts."""
+        with open(self.path('/proc/mounts'), 'a') as handle:
+            handle.write('none %s parker rw,relatime 0 0\n' % root)
+
+    def kmsg(self, *lines):
+        """/dev/kmsg records (prio,seq,usec,flags;message), as the kernel log shows them."""
+        self.write('/dev/kmsg', ''.join('6,%d,%d,-;%s\n' % (seq, seq * 1000, line) for seq, line in enumerate(lines)))
+
+    def cma_sysfs(self, node, total_pages=None, used_pages=0):
+        """/sys/kernel/mm/cma/parker<node>/: the counters, and total/available pages as on 6.14+."""
+        base = '/sys/kernel/mm/cma/parker%d' % node
+        self.write(base + '/alloc_pages_success', str(used_pages))
+        self.write(base + '/alloc_pages_fail', '0')
+        self.write(base + '/release_pages_success', '0')
+        if total_pages is not None:
+            self.write(base + '/total_pages', str(total_pages))
+            self.write(base + '/available_pages', str(total_pages - used_pages))
+
+    def cma_debugfs(self, node, base_pfn, count, used=0):
+        base = '/sys/kernel/debug/cma/parker%d' % node
+        for name, value in (('base_pfn', base_pfn), ('count', count), ('used', used), ('order_per_bit', 18)):
+            self.write(base + '/' + name, str(value))
+
     def build_large(self):
         """A large partitioning server: 1024 CPUs, 8 nodes, 4096 memory blocks, 512 devices."""
         devices = [('0000:00:00.0', '8086', '1237', '0x060000', None, None),

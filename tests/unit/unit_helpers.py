@@ -14,6 +14,10 @@ class FakeModule:
         self.check_mode = check_mode
         self.commands = commands if commands is not None else {}
         self.ran = []
+        self.warnings = []
+
+    def warn(self, warning):
+        self.warnings.append(warning)
 
     def run_command(self, argv, environ_update=None, handle_exceptions=True):
         self.ran.append(list(argv))
@@ -23,10 +27,12 @@ class FakeModule:
         return 0, '', ''
 
     def exit_json(self, **result):
+        result['warnings'] = self.warnings
         raise ModuleExit(result)
 
     def fail_json(self, **result):
         result['failed'] = True
+        result['warnings'] = self.warnings
         raise ModuleExit(result)
 
 

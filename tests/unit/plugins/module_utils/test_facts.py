@@ -26,7 +26,8 @@ def test_all_subsets_on_the_default_host(host, monkeypatch):
     assert facts['kernel']['config']['MEMORY_HOTREMOVE'] == 'y' and facts['kernel']['config']['PARKER'] == 'n'
     assert facts['kernel']['bootloader']['type'] == 'grub'
     assert facts['parker'] == {'root': '/sys/fs/parker', 'present': False, 'mounted': False, 'fs_type': None,
-                               'partitions': [], 'blocked_starts': []}
+                               'filesystem_available': False, 'filesystem_source': None,
+                               'partitions': [], 'blocked_starts': [], 'cma': None}
 
 
 def test_ssh_falls_back_to_established_port_22(host):
@@ -37,6 +38,7 @@ def test_ssh_falls_back_to_established_port_22(host):
 
 
 def test_parker_partitions_are_read(host):
+    host.parker_kernel()
     base = '/sys/fs/parker/p1'
     for name, value in (('id', '1'), ('cpus', '2-3'), ('memory', '536870912@0x100000000'), ('online', '0'),
                         ('control_structure', '0x1417d9000')):

@@ -87,7 +87,7 @@ def test_refuses_onlining_parker_claimed_cpus(host, run):
     host.write('/sys/devices/system/cpu/cpu6/online', '0')
     host.write('/sys/devices/system/cpu/cpu7/online', '0')
     host.sync_cpu_online()
-    host.write('/sys/fs/parker/p1/cpus', '6-7')
+    host.parker_kernel().write('/sys/fs/parker/p1/cpus', '6-7')
     result = run(run_cpu_offline, params(cpus='6-7', state='online'))
     assert result['failed'] and 'Parker partition' in result['msg']
 

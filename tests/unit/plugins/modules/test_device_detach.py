@@ -81,9 +81,14 @@ def test_iommu_group_must_be_whole(host, run):
 
 
 def test_parker_claimed_device_is_never_touched(host, run):
+    # A real kernel leaves the claimed device's driver link naming its host driver (virtio-pci here).
+    host.parker_kernel()
     os.makedirs(host.path('/sys/fs/parker/p1/devices/0000:00:03.0'))
-    result = run(run_device_detach, params(devices=['0000:00:03.0'], force=True))
-    assert result['failed'] and 'Parker partition' in result['msg']
+    before = snapshot(host.root)
+    for state in ('detached', 'attached'):
+        result = run(run_device_detach, params(devices=['0000:00:03.0'], state=state, force=True))
+        assert result['failed'] and 'Parker partition' in result['msg']
+    assert snapshot(host.root) == before
 
 
 def test_missing_driver_is_refused_before_writes(host, run):
@@ -121,3 +126,13 @@ def test_a_probe_that_binds_nothing_rolls_back_cleanly(host, sim, run, fail_writ
     assert result['failed'] and 'did not reach the requested driver' in result['msg']
     assert result['rollback_failures'] == []
     assert driver(host, '0000:00:03.0') == 'virtio-pci' and override(host, '0000:00:03.0') == '(null)'
+
+
+def test_a_device_recorded_as_bound_counts_as_claimed_while_the_kernfs_is_unmounted(host, run):
+    """Partitions outlive an umount unseen: the partition module's records of this boot stand in."""
+    host.parker_kernel(mounted=False)
+    host.write('/run/parker-kernel/partitions.json', '{"p1": {"cpus": "6-7", "devices": ["0000:00:03.0"]}}')
+    before = snapshot(host.root)
+    result = run(run_device_detach, params(devices=['0000:00:03.0'], force=True))
+    assert result['failed'] and 'Parker partition' in result['msg']
+    assert snapshot(host.root) == before

@@ -79,6 +79,7 @@ def test_boot_mode_validates_and_reports_reboot(host, run):
 
 @pytest.mark.parametrize('kw,fragment', [
     (dict(parker_cma='512M'), 'below the 1G minimum'),
+    (dict(parker_cma='0:512M,1:1G'), 'node 0 gets 512M, below the 1G minimum'),
     (dict(parker_cma='0:1G,5:1G'), 'node 5 does not exist'),
     (dict(parker_cma='lots'), 'malformed'),
     (dict(memmap=['64M$0x30000001']), 'multiples of 4K'),
@@ -90,3 +91,20 @@ def test_boot_mode_validates_and_reports_reboot(host, run):
 def test_boot_mode_refusals(host, run, kw, fragment):
     result = run(run_mem_reserve, params(mode='boot', **kw))
     assert result['failed'] and fragment in result['msg'], result['msg']
+
+
+def test_boot_mode_lays_parker_cma_out_by_the_rfc_rule(host, run):
+    """parker_cma=1G on two nodes is one 1G area on node 0, not two dropped 512M shares."""
+    result = run(run_mem_reserve, params(mode='boot', parker_cma='1G'))
+    assert not result.get('failed'), result['msg']
+    assert result['cma_expected'] == [{'node': 0, 'size': 1 << 30}]
+
+
+def test_boot_mode_reports_what_the_kernel_reserved(host, run):
+    host.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=2G')
+    host.kmsg('parker: reserve CMA 2048 MiB, up to 1024 MiB per node', 'parker: node 0 reservation failed, err -12',
+              'parker: reserved 1024 MiB on node 1')
+    result = run(run_mem_reserve, params(mode='boot', parker_cma='2G'))
+    assert result['honoured']['parker_cma=2G'] is True and result['reboot_required'] is False
+    assert result['cma_areas']['failed_nodes'] == [0] and [a['node'] for a in result['cma_areas']['areas']] == [1]
+    assert any("node 0's Parker CMA reservation failed" in w for w in result['warnings'])

@@ -23,6 +23,23 @@ def params(**kw):
 STARTED = dict(state='started', kernel='/boot/vmlinuz-6.1.0-fake-amd64')
 
 
+def boot_log(host, cmdline_cma, reserved=(), failed=(), extra=()):
+    """A Boot Kernel booted with parker_cma=<cmdline_cma>: its kernel log says which nodes got an area.
+
+    ``reserved`` is [(node, MiB)], ``failed`` [node], both in the order the kernel tried them.
+    """
+    host.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=%s' % cmdline_cma)
+    lines = ['parker: reserve CMA %d MiB, up to %d MiB per node'
+             % (sum(m for _n, m in reserved) or 1024, max([m for _n, m in reserved] or [1024]))]
+    for node in failed:
+        lines += ['cma: Failed to reserve 1024 MiB on node %d' % node,
+                  'parker: node %d reservation failed, err -12' % node]
+    for node, mib in reserved:
+        lines += ['cma: Reserved %d MiB at 0x%016x on node %d' % (mib, (4 + 4 * node) << 30, node),
+                  'parker: reserved %d MiB on node %d' % (mib, node)]
+    host.kmsg(*(list(extra) + lines))
+
+
 def fake_kexec(host, on_load=None):
     """kexec-tools on the fake host, as run()'s commands=: a load sets kexec_loaded, -u clears it."""
     host.write('/usr/sbin/kexec', '#!fake')
@@ -46,8 +63,8 @@ def timed_out(writer_pid=None):
 
 @pytest.fixture
 def kernfs(host, sim, monkeypatch):
-    """mkdir, cpus, memory, bind, online and rmdir behave as §2.3 says, on the fake host."""
-    os.makedirs(host.path(ROOT))
+    """mkdir, cpus, memory, bind, online and rmdir behave as §2.3 says, on the fake host (mounted)."""
+    host.parker_kernel(ROOT)
     inner_write = _hostio.Transaction._write_now
 
     def mkdir(txn, rel):
@@ -148,7 +165,7 @@ def test_started_loads_inside_the_partition_and_clears_the_slot(kernfs, run):
     result = run(run_partition, params(console='ttyS1', **STARTED), commands=fake_kexec(kernfs))
     load = [argv for argv in result['_ran'] if '-l' in argv][0]
     assert '--mem-min=0x100000000' in load and '--mem-max=0x10fffffff' in load
-    assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1' in load
+    assert '--command-line=parker=0x1417d9000 memmap=exactmap memmap=256M@0x100000000 console=ttyS1 nokaslr' in load
     assert result['_ran'][-1][-1] == '-u' and kernfs.read('/sys/kernel/kexec_loaded') == '0'
     assert result['online'] is True and result['started'] is True
     refused = run(run_partition, params(state='absent'))
@@ -345,7 +362,7 @@ def test_an_earlier_partition_that_does_not_parse_is_left_to_its_own_refusal(ker
 
 
 def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run):
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    boot_log(kernfs, '1:1G', reserved=[(1, 1024)])
     p1 = params(name='p1', cpus='4-5', devices=[])
     p2 = params(name='p2', cpus='6-7', devices=[])
     assert not run(run_partition, p1, check_mode=True).get('failed')
@@ -358,8 +375,8 @@ def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run)
     assert 'the area is 1G and 1G of it is held by p1 (earlier in this run)' in together['msg'], together['msg']
     # Node 0 has no area at all.
     elsewhere = run(run_partition, params(name='p3', cpus='2-3', devices=[]), check_mode=True)
-    assert elsewhere['failed'] and 'gives node 0 no Parker CMA area (areas on nodes: 1)' in elsewhere['msg'], \
-        elsewhere['msg']
+    assert elsewhere['failed'] and 'node 0 has no Parker CMA area: parker_cma=1:1G gives it none' in elsewhere['msg']
+    assert 'a first CPU on node 1' in elsewhere['msg'] and '(areas on nodes: 1)' in elsewhere['msg'], elsewhere['msg']
     # A partition already held counts the same way, and holding it again is no new request.
     assert run(run_partition, p1)['changed']
     assert run(run_partition, p1)['changed'] is False
@@ -368,7 +385,7 @@ def test_memory_must_fit_the_parker_cma_area_of_the_first_cpus_node(kernfs, run)
 
 
 def test_an_area_with_room_for_both_accepts_both(kernfs, run):
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=2G')  # 1G on each of the two nodes
+    boot_log(kernfs, '2G', reserved=[(0, 1024), (1, 1024)])  # 1G on each of the two nodes
     assert run(run_partition, params(name='p1', cpus='2-3', devices=[]))['changed']
     assert run(run_partition, params(name='p2', cpus='4-5', devices=[]))['changed']
     third = run(run_partition, params(name='p3', cpus='6-7', devices=[]), check_mode=True)
@@ -421,7 +438,7 @@ def test_a_repeat_of_this_partition_in_preceding_is_not_counted_against_it(kernf
 
 def test_an_earlier_partition_half_built_still_counts_its_memory(kernfs, run, monkeypatch):
     """p1 exists with its CPUs but no memory yet (a run killed after cpus): it takes its GiB during this run."""
-    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    boot_log(kernfs, '1:1G', reserved=[(1, 1024)])
     inner = _hostio.Transaction._write_now
 
     def killed_at_memory(txn, rel, value):
@@ -455,3 +472,212 @@ def test_a_disk_with_a_mounted_filesystem_is_refused_before_mkdir(host, kernfs, 
     assert '0000:00:03.0 (vdb): /dev/vdb1 is mounted at /mnt/x' in result['msg']
     assert snapshot(host.root) == before
     assert run(run_partition, params(force=True))['changed']
+
+
+# -- issue 15: what a real Parker Boot Kernel does ---------------------------------------------
+
+def unmount(host):
+    host.write('/proc/mounts', 'sysfs /sys sysfs rw 0 0\n')
+
+
+def fake_mount(host):
+    def mount(argv):
+        host.mount_parker(argv[-1])
+        return 0, '', ''
+    return {('mount',): mount}
+
+
+MOUNT = 'mount -t parker none /sys/fs/parker'
+
+
+def test_check_mode_on_an_unmounted_kernfs_says_it_would_mount_and_writes_nothing(kernfs, run):
+    unmount(kernfs)
+    before = snapshot(kernfs.root)
+    result = run(run_partition, params(), check_mode=True, commands=fake_mount(kernfs))
+    assert not result.get('failed'), result['msg']
+    assert result['actions'][0] == MOUNT and result['mounted_kernfs'] is True and result['_ran'] == []
+    assert any(w.startswith('would mount /sys/fs/parker') and 'empty kernfs' in w for w in result['warnings'])
+    assert 'would create' in result['diff']['after']
+    assert snapshot(kernfs.root) == before
+
+
+def test_an_unmounted_kernfs_is_mounted_as_a_reported_step(kernfs, run):
+    unmount(kernfs)
+    result = run(run_partition, params(), commands=fake_mount(kernfs))
+    assert not result.get('failed'), result['msg']
+    assert result['_ran'][0] == ['mount', '-t', 'parker', 'none', ROOT] and result['actions'][0] == MOUNT
+    assert result['changed'] and result['mounted_kernfs'] is True and result['cpus'] == '2-3'
+    again = run(run_partition, params(), commands=fake_mount(kernfs))
+    assert again['changed'] is False and again['mounted_kernfs'] is False and again['_ran'] == []
+
+
+def test_mounting_can_be_refused_instead(kernfs, run):
+    unmount(kernfs)
+    before = snapshot(kernfs.root)
+    result = run(run_partition, params(mount_kernfs=False), commands=fake_mount(kernfs))
+    assert result['failed'] and 'nothing is mounted at /sys/fs/parker' in result['msg']
+    assert 'mount_kernfs is false' in result['msg'] and result['_ran'] == []
+    assert snapshot(kernfs.root) == before
+    os.remove(kernfs.path('/proc/filesystems'))
+    result = run(run_partition, params(), commands=fake_mount(kernfs))
+    assert result['failed'] and 'no parker filesystem' in result['msg'] and result['_ran'] == []
+
+
+def test_a_failed_mkdir_leaves_no_stale_record(kernfs, run, monkeypatch):
+    import json
+    assert run(run_partition, params(name='p0', cpus='4-5', devices=[]))['changed']
+
+    def mkdir(txn, rel):
+        txn.actions.append('mkdir %s' % rel)
+        raise _hostio.ApplyError('mkdir %s' % rel, errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(_hostio.Transaction, 'mkdir', mkdir)
+    result = run(run_partition, params())
+    assert result['failed'] and result['errno_name'] == 'ENOSPC' and 'rolled back' in result['msg']
+    assert sorted(json.loads(kernfs.read('/run/parker-kernel/partitions.json'))) == ['p0']
+
+
+def test_enoent_hints_fit_the_path(kernfs):
+    from ansible_collections.parker.kernel.plugins.module_utils import _parker
+    io = _hostio.HostIO(kernfs.root)
+    assert 'partition went away' in _parker.missing_hint(io, ROOT, 'write 2-3 to /sys/fs/parker/p1/cpus')
+    unmount(kernfs)
+    assert _parker.missing_hint(io, ROOT, 'mkdir /sys/fs/parker/p1').startswith('nothing is mounted at /sys/fs/parker')
+    assert _parker.missing_hint(io, ROOT, 'write 1 to /sys/kernel/kexec_loaded') is None
+
+
+def test_a_claimed_device_keeps_its_host_drivers_link_and_is_still_claimed(kernfs, run):
+    """After bind a real kernel leaves driver -> virtio-pci; devices/ is what says the device is claimed."""
+    from ansible_collections.parker.kernel.plugins.module_utils import _facts
+    first = run(run_partition, params())
+    assert first['devices'] == ['0000:00:03.0']
+    assert os.path.basename(os.readlink(kernfs.path('/sys/bus/pci/devices/0000:00:03.0/driver'))) == 'virtio-pci'
+    facts = _facts.gather(_hostio.HostIO(kernfs.root, environ={}), ('pci', 'parker'), ROOT)
+    dev = [d for d in facts['pci']['devices'] if d['address'] == '0000:00:03.0'][0]
+    assert dev['claimed_by'] == 'p1' and dev['driver'] == 'virtio-pci'
+    other = run(run_partition, params(name='p2', cpus='6-7', devices=['0000:00:03.0']), check_mode=True)
+    assert other['failed'] and '0000:00:03.0 is already claimed by another partition' in other['msg']
+    assert run(run_partition, params())['changed'] is False
+    gone = run(run_partition, params(state='absent'))
+    assert gone['returned']['devices'] == ['0000:00:03.0']
+    actions = first['actions'] + gone['actions']
+    assert not [a for a in actions if 'driver/unbind' in a or 'driver_override' in a or 'drivers_probe' in a]
+
+
+def test_a_device_back_under_another_name_is_found_by_its_recorded_name(kernfs, run):
+    """After rmdir a NIC came back as eth2 and udev renamed it fab1; net=eth1 keeps meaning its address."""
+    first = run(run_partition, params(devices=['net=eth1']))
+    assert first['devices'] == ['0000:00:06.0'] and first['selectors'] == {'net=eth1': '0000:00:06.0'}
+    assert run(run_partition, params(state='absent'))['changed']
+    nic = os.path.realpath(kernfs.path('/sys/class/net/eth1'))
+    os.remove(kernfs.path('/sys/class/net/eth1'))
+    renamed = os.path.join(os.path.dirname(nic), 'fab1')
+    os.rename(nic, renamed)
+    kernfs.symlink(renamed[len(kernfs.root):], '/sys/class/net/fab1')
+    # Another device has taken the old name meanwhile: the selector still follows the address.
+    os.makedirs(kernfs.path('/sys/devices/pci0000:00/0000:00:04.0/virtio9/net/eth1'))
+    kernfs.symlink('/sys/devices/pci0000:00/0000:00:04.0/virtio9/net/eth1', '/sys/class/net/eth1')
+    again = run(run_partition, params(devices=['net=eth1']))
+    assert not again.get('failed'), again['msg']
+    assert again['devices'] == ['0000:00:06.0'] and again['selectors'] == {'net=eth1': '0000:00:06.0'}
+
+
+def test_check_mode_start_of_a_missing_partition_is_not_online(kernfs, run):
+    kernfs.write('/usr/sbin/kexec', '#!fake')
+    result = run(run_partition, params(**STARTED), check_mode=True)
+    assert not result.get('failed'), result['msg']
+    assert result['online'] is False and result['started'] is True and result['instance_cpus'] is None
+    assert 'control page' in result['instance_cpus_note'] and 'health check' in result['instance_cpus_note']
+
+
+def load_line(result):
+    return [a for a in result['_ran'] if '-l' in a][0][3]
+
+
+def test_nokaslr_and_the_measured_tsc_go_on_the_application_kernels_line(kernfs, run):
+    kernfs.kmsg('tsc: Detected 2994.372 MHz processor', 'tsc: Refined TSC clocksource calibration: 2994.001 MHz')
+    result = run(run_partition, params(**STARTED), commands=fake_kexec(kernfs))
+    assert load_line(result).endswith('memmap=256M@0x100000000 nokaslr tsc_early_khz=2994001'), load_line(result)
+    assert result['started'] and result['instance_cpus'] is None
+
+
+@pytest.mark.parametrize('kw,tail', [
+    (dict(nokaslr=False, tsc_early_khz='off'), 'memmap=256M@0x100000000'),
+    (dict(tsc_early_khz='3000000'), 'nokaslr tsc_early_khz=3000000'),
+    (dict(cmdline=['tsc_early_khz=1', 'kaslr']), 'tsc_early_khz=1 kaslr'),
+])
+def test_nokaslr_and_tsc_early_khz_can_be_turned_off_or_overridden(kernfs, run, kw, tail):
+    kernfs.kmsg('tsc: Detected 2994.372 MHz processor')
+    result = run(run_partition, params(**dict(STARTED, **kw)), commands=fake_kexec(kernfs))
+    assert load_line(result).endswith(tail), load_line(result)
+
+
+def test_without_a_measured_tsc_the_line_has_none_and_says_why(kernfs, run):
+    result = run(run_partition, params(**STARTED), commands=fake_kexec(kernfs))
+    assert 'tsc_early_khz' not in load_line(result)
+    assert any('tsc_early_khz=auto' in w for w in result['warnings'])
+
+
+def test_a_partition_on_the_node_that_got_the_whole_area(kernfs, run):
+    """parker_cma=1G on two nodes, node 0's reservation failed: node 1 holds the whole 1G."""
+    boot_log(kernfs, '1G', reserved=[(1, 1024)], failed=[0])
+    result = run(run_partition, params(cpus='4-5', devices=[]))
+    assert not result.get('failed'), result['msg'] and result['changed']
+
+
+def test_a_refusal_names_the_node_whose_reservation_failed(kernfs, run):
+    boot_log(kernfs, '2G', reserved=[(1, 1024)], failed=[0])
+    before = snapshot(kernfs.root)
+    result = run(run_partition, params(cpus='2-3', devices=[]))
+    assert result['failed'] and 'node 0 has no Parker CMA area: its reservation failed at boot' in result['msg']
+    assert 'memmap=' in result['msg'] and 'movablecore=' in result['msg'], result['msg']
+    assert 'a first CPU on node 1, which has an area' in result['msg']
+    assert snapshot(kernfs.root) == before
+
+
+def test_where_the_kernel_says_nothing_the_check_warns_instead_of_refusing(kernfs, run):
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')  # node 0 gets no area, if parker_cma= is right
+    result = run(run_partition, params(cpus='2-3', devices=[]))
+    assert not result.get('failed'), result['msg']
+    assert any('node 0 has no Parker CMA area' in w and 'only expected' in w for w in result['warnings'])
+
+
+def test_an_enomem_where_the_node_has_no_area_says_so(kernfs, run, monkeypatch):
+    kernfs.write('/proc/cmdline', 'root=/dev/vda ro parker_cma=1:1G')
+    inner = _hostio.Transaction._write_now
+
+    def no_area(txn, rel, value):
+        if rel.endswith('/memory'):
+            raise _hostio.ApplyError('write %s to %s' % (value, rel), errno.ENOMEM, os.strerror(errno.ENOMEM))
+        inner(txn, rel, value)
+    monkeypatch.setattr(_hostio.Transaction, '_write_now', no_area)
+    monkeypatch.setattr('time.sleep', lambda _s: None)
+    result = run(run_partition, params(cpus='2-3', devices=[], memory_retries=0))
+    assert result['failed'] and result['errno_name'] == 'ENOMEM'
+    assert 'Hint: node 0 has no Parker CMA area' in result['msg'] and 'memory pressure' not in result['msg']
+    assert not os.path.exists(kernfs.path(ROOT + '/p1'))
+
+
+def test_absent_waits_for_a_powered_off_kernel_to_clear_online(kernfs, run, monkeypatch):
+    from ansible_collections.parker.kernel.plugins.module_utils import _parker
+    assert run(run_partition, params(devices=[]))['changed']
+    kernfs.write(ROOT + '/p1/online', '1')
+    assert 'no host-side stop' in run(run_partition, params(state='absent'))['msg']
+    reads = []
+
+    def online_of(io, root, name):
+        reads.append(name)
+        return len(reads) < 3  # clears on the third read, as an Application Kernel powering off does
+    monkeypatch.setattr(_parker, 'online_of', online_of)
+    monkeypatch.setattr('time.sleep', lambda _s: None)
+    result = run(run_partition, params(state='absent', poweroff_timeout=30))
+    assert not result.get('failed'), result['msg']
+    assert result['changed'] and reads == ['p1'] * 3 and not os.path.exists(kernfs.path(ROOT + '/p1'))
+
+
+def test_an_area_listed_without_its_size_is_not_refused(kernfs, run):
+    kernfs.cma_sysfs(1)  # the counters only (before 6.14), and no parker_cma= on the line to size it
+    result = run(run_partition, params(cpus='4-5', devices=[]), check_mode=True)
+    assert not result.get('failed'), result['msg']
+    assert any('without its size' in w for w in result['warnings'])
+    refused = run(run_partition, params(cpus='2-3', devices=[]), check_mode=True)
+    assert refused['failed'] and 'node 0 has no Parker CMA area: the kernel reserved none there' in refused['msg']
