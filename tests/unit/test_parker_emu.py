@@ -303,19 +303,44 @@ def test_online_blocks_until_instance_reports(fs):
     thread, outcome = start_in_thread(fs)
     time.sleep(0.3)
     assert thread.is_alive() and started == ['p1']
-    # reads work while the start blocks; mutating calls wait for parker_mutex
-    assert fs.read('p1', 'online') == '0\n'
+    # cpus, memory and id read at once; online and control_structure (of any partition) and
+    # every mutating call wait for parker_mutex, as on the real kernel (issue 15 item 5)
     assert fs.read('p1', 'cpus') == '2-3\n'
-    blocked = threading.Thread(target=fs.mkdir, args=('p2',))
-    blocked.start()
-    time.sleep(0.2)
-    assert blocked.is_alive() and fs.names() == ['p1']
+    assert fs.read('p1', 'id') == '1\n'
+    fs.on_start = None
+    reads = {}
+
+    def read(leaf):
+        reads[leaf] = fs.read('p1', leaf)
+    blocked = [threading.Thread(target=fs.mkdir, args=('p2',))]
+    blocked += [threading.Thread(target=read, args=(leaf,)) for leaf in ('online', 'control_structure')]
+    for waiter in blocked:
+        waiter.start()
+    time.sleep(0.3)
+    assert all(waiter.is_alive() for waiter in blocked) and fs.names() == ['p1'] and reads == {}
     fs.instance_online('p1')
     thread.join(2)
-    blocked.join(2)
+    for waiter in blocked:
+        waiter.join(2)
     assert outcome == {'ret': 2}
-    assert fs.read('p1', 'online') == '1\n'
+    assert reads == {'online': '1\n', 'control_structure': '0x%x\n' % emu.CONTROL_PAGE_BASE}
     assert fs.names() == ['p1', 'p2']
+
+
+def test_blocked_reads_give_edeadlk_once_the_start_gave_up(backend):
+    fs = ParkerKernfs(backend, online_wait_cap=0.5)
+    ready(fs)
+    thread, outcome = start_in_thread(fs)
+    time.sleep(0.1)
+    started = time.time()
+    assert errno_of(fs.read, 'p1', 'online') == errno.EDEADLK  # waited behind the start, then wedged
+    assert time.time() - started >= 0.3
+    thread.join(2)
+    assert outcome == {'errno': errno.ETIMEDOUT}
+    assert errno_of(fs.read, 'p1', 'control_structure') == errno.EDEADLK
+    assert fs.read('p1', 'cpus') == '2-3\n'
+    fs.instance_online('p1')
+    assert fs.read('p1', 'online') == '1\n'
 
 
 def test_online_second_start_refused(fs):
@@ -349,7 +374,8 @@ def test_online_timeout_wedges(backend):
     ready(fs)
     assert errno_of(fs.write, 'p1', 'online', '1') == errno.ETIMEDOUT
     assert errno_of(fs.mkdir, 'p2') == errno.EDEADLK
-    assert fs.read('p1', 'online') == '0\n'
+    assert errno_of(fs.read, 'p1', 'online') == errno.EDEADLK  # a real kernel blocks the read forever
+    assert fs.info('p1')['online'] is False
     fs.instance_online('p1')  # a late boot ends the spin loop
     fs.mkdir('p2')
 
@@ -505,10 +531,15 @@ def test_fuse_adapter_errors_and_blocking(monkeypatch):
     thread.start()
     time.sleep(0.1)
     assert thread.is_alive()
-    assert ops.read('/p1/online', 10, 0, 0) == b'0\n'
+    reader = threading.Thread(target=lambda: outcome.setdefault('read', ops.read('/p1/online', 10, 0, 0)))
+    reader.start()
+    assert ops.read('/p1/cpus', 10, 0, 0) == b'4\n'  # does not take parker_mutex
     assert ops.read('/.emu/p1/state', 100, 0, 0) == b'started 1\nonline 0\n'
+    time.sleep(0.05)
+    assert reader.is_alive() and 'read' not in outcome  # online waits for the start, as on the kernel
     thread.join(3)
-    assert outcome == {'ret': 2}
+    reader.join(3)
+    assert outcome == {'ret': 2, 'read': b'1\n'}
     assert fails(ops.rmdir, '/p1') == errno.EBUSY
     assert fails(ops.write, '/p1/online', b'1', 0, 0) == errno.EBUSY
     ops.write('/.emu/p1/shutdown', b'x', 0, 0)
@@ -556,3 +587,135 @@ def test_sysfs_backend_skips_a_block_that_will_not_go_offline(host, monkeypatch)
     with pytest.raises(OSError) as exc:
         backend.mem_alloc(1, 128 << 20)
     assert exc.value.errno == errno.ENOMEM and 'memory34' in str(exc.value)
+
+
+# -- Parker CMA areas (contract section 1) ------------------------------------------------------------
+G = 1 << 30
+
+
+def sizes(spec, nodes, failed=()):
+    areas, _lines, _failed = emu.cma_layout(spec, nodes, failed)
+    return dict((nid, size // G) for nid, (_base, size) in areas.items())
+
+
+@pytest.mark.parametrize('spec, nodes, failed, expected', [
+    # one node
+    ('1G', [0], (), {0: 1}),
+    ('4G', [0], (), {0: 4}),
+    ('512M', [0], (), {0: 1}),
+    ('2G', [0], (0,), {}),
+    # two nodes: the contract's examples
+    ('1G', [0, 1], (), {0: 1}),
+    ('1G', [0, 1], (0,), {1: 1}),
+    ('2G', [0, 1], (), {0: 1, 1: 1}),
+    ('2G', [0, 1], (0,), {1: 1}),
+    ('2G', [0, 1], (1,), {0: 1}),
+    ('3G', [0, 1], (), {0: 2, 1: 2}),
+    ('4G', [0, 1], (), {0: 2, 1: 2}),  # the fleet's default
+    ('4G', [0, 1], (0,), {1: 2}),
+    # four nodes
+    ('4G', [0, 1, 2, 3], (), {0: 1, 1: 1, 2: 1, 3: 1}),
+    ('4G', [0, 1, 2, 3], (1,), {0: 1, 2: 1, 3: 1}),
+    ('2G', [0, 1, 2, 3], (), {0: 1, 1: 1}),
+    ('2G', [0, 1, 2, 3], (0,), {1: 1, 2: 1}),
+    ('1G', [0, 1, 2, 3], (0, 1, 2), {3: 1}),
+    ('8G', [0, 1, 2, 3], (2,), {0: 2, 1: 2, 3: 2}),
+    # per-node form: order given, rounded up, shares under 1 GiB dropped, failing nodes skipped
+    ('0:8G,1:512M', [0, 1], (), {0: 8}),
+    ('1:2G,0:1G', [0, 1], (), {1: 2, 0: 1}),
+    ('1:2G,0:1G', [0, 1], (1,), {0: 1}),
+    ('0:1536M', [0, 1], (), {0: 2}),
+    ('3:1G', [0, 1], (), {}),
+])
+def test_cma_layout_rule(spec, nodes, failed, expected):
+    assert sizes(spec, nodes, failed) == expected
+
+
+def test_cma_layout_log_lines():
+    areas, lines, failed = emu.cma_layout('2G', [0, 1], failed=[0])
+    assert failed == [0] and list(areas) == [1]
+    assert lines == ['parker: reserve CMA 2048 MiB, up to 1024 MiB per node',
+                     'cma: Failed to reserve 1024 MiB on node 0',
+                     'parker: node 0 reservation failed, err -12',
+                     'cma: Reserved 1024 MiB at 0x0000000100000000 on node 1',
+                     'parker: reserved 1024 MiB on node 1']
+    areas, lines, _failed = emu.cma_layout('4G', [0, 1], bases={0: 0x140000000, 1: 0x1c0000000})
+    assert areas == {0: (0x140000000, 2 * G), 1: (0x1c0000000, 2 * G)}
+    assert lines[1] == 'cma: Reserved 2048 MiB at 0x0000000140000000 on node 0'
+    assert emu.cma_layout('1G', [0], failed=[0])[1][-1] == 'No parker CMA regions allocated, disabling parker.'
+    assert 'below 1024 MiB, dropped' in emu.cma_layout('0:512M,1:1G', [0, 1])[1][0]
+    with pytest.raises(ValueError):
+        emu.cma_layout('x:1G', [0])
+
+
+def cma_fs(areas, backend=None):
+    changes = []
+    cma = emu.CmaAreas(areas, on_change=lambda area: changes.append((area.name, area.used)))
+    fs = ParkerKernfs(backend or FakeBackend(areas={0: [(0x100000000, 1 << 30)], 1: [(0x140000000, 1 << 30)]}),
+                      online_wait_cap=5, cma=cma)
+    return fs, cma, changes
+
+
+def test_memory_uses_whole_gib_units_of_the_first_cpus_node():
+    fs, cma, changes = cma_fs({1: (0x1c0000000, 2 * G)})
+    area = cma.get(1)
+    ready(fs, 'p1', cpus='5', memory='128M')
+    ready(fs, 'p2', cpus='6', memory='128M')
+    assert area.units == [True, True] and area.used == 2 * G // 4096
+    # the fleet's two 128M partitions on node 1 fit; a third does not, though only 256M are in use
+    fs.mkdir('p3')
+    fs.write('p3', 'cpus', '7')
+    assert errno_of(fs.write, 'p3', 'memory', '128M') == errno.ENOMEM
+    assert area.alloc_fail == (128 << 20) // 4096 and area.alloc_success == 2 * (128 << 20) // 4096
+    # node 0 has no area: ENOMEM, whatever the host has free
+    ready(fs, 'p0', cpus='2', memory=None)
+    assert errno_of(fs.write, 'p0', 'memory', '1M') == errno.ENOMEM
+    # rmdir gives the unit back and counts the release
+    fs.rmdir('p1')
+    assert area.units == [False, True] and area.release_success == (128 << 20) // 4096
+    fs.write('p3', 'memory', '128M')
+    assert fs.read('p3', 'memory').startswith('134217728@0x')
+    assert changes[-1] == ('parker1', 2 * G // 4096)
+    view = area.view()
+    assert view['debugfs'] == {'base_pfn': 0x1c0000000 // 4096, 'count': 2 * G // 4096, 'used': 2 * G // 4096,
+                               'order_per_bit': 18}
+    assert view['sysfs'] == {'alloc_pages_success': 3 * 32768, 'alloc_pages_fail': 32768,
+                             'release_pages_success': 32768}
+
+
+def test_memory_units_round_up_and_a_rewrite_releases_first():
+    fs, cma, _changes = cma_fs({0: (0x100000000, 2 * G)}, FakeBackend(areas={0: [(0x100000000, 4 * G)]}))
+    ready(fs, 'p1', cpus='1', memory=None)
+    assert errno_of(fs.write, 'p1', 'memory', '3G') == errno.ENOMEM  # more units than the area has
+    fs.write('p1', 'memory', '%d' % (G + 1))  # 2 units, the host still gives 1G + 1 byte
+    assert cma.get(0).units == [True, True]
+    fs.write('p1', 'memory', '512M')  # released first, so it fits again
+    assert cma.get(0).units == [True, False]
+    assert cma.get(0).release_success == (G + 1) // 4096
+
+
+def test_memory_host_failure_gives_the_units_back():
+    backend = FakeBackend(areas={1: [(0x140000000, 64 << 20)]})
+    fs, cma, _changes = cma_fs({1: (0x1c0000000, 1 * G)}, backend)
+    ready(fs, 'p1', cpus='5', memory=None)
+    assert errno_of(fs.write, 'p1', 'memory', '128M') == errno.ENOMEM  # pinned pages, as in section 2.8
+    assert cma.get(1).units == [False] and cma.get(1).alloc_fail == 32768
+    fs.write('p1', 'memory', '64M')
+    assert cma.get(1).units == [True]
+
+
+def test_state_survives_a_remount():
+    fs, cma, _changes = cma_fs({1: (0x1c0000000, 2 * G)})
+    ready(fs, 'p1', cpus='5', memory='128M', bdf='0000:00:03.0')
+    fs.mkdir('p2')
+    state = fs.state()
+    fs2 = ParkerKernfs(fs.backend, cma=emu.CmaAreas({1: (0x1c0000000, 2 * G)}))
+    fs2.restore(state)
+    assert fs2.names() == ['p1', 'p2']
+    assert fs2.read('p1', 'memory') == fs.read('p1', 'memory')
+    assert fs2.read('p1', 'control_structure') == fs.read('p1', 'control_structure')
+    assert fs2.devices('p1') == ['0000:00:03.0'] and fs2.cma.get(1).units == [True, False]
+    fs2.mkdir('p3')
+    assert int(fs2.read('p3', 'control_structure'), 16) > int(fs.read('p2', 'control_structure'), 16)
+    fs2.rmdir('p1')
+    assert fs2.cma.get(1).units == [False, False]
