@@ -1,22 +1,31 @@
 """State machine of ByteDance's Parker kernfs (/sys/fs/parker), RFC v1, for tests.
 
-Emulated (parker-interface.md sections 2.2-2.8): partitions made by mkdir under the
-root, the files id, control_structure, cpus, memory, bind, unbind and online, the
-devices/ subdirectory, rmdir, the errno of every refusal, the blocking start under
-the global parker_mutex, the single-use partition, and three hazards seen on a real
+Emulated (parker-interface.md sections 2.2-2.8, issue 15): partitions made by mkdir
+under the root, the files id, control_structure, cpus, memory, bind, unbind and
+online, the devices/ subdirectory, rmdir, the errno of every refusal, the blocking
+start under the global parker_mutex (reads of online and control_structure block
+behind it too), the single-use partition, the Parker CMA areas (cma_layout(): the
+parker_cma= rule with nodes whose reservation fails, the boot log lines, 1 GiB
+bitmap units and the CMA sysfs counters, CmaAreas), and the hazards seen on a real
 Boot Kernel: a malformed or rewritten ``cpus`` leaks CPUs that stay offline in the
-host, the host may online a partition CPU behind Parker's back, and the host
-driver symlink of a bound device stays in place (FakeBackend only).
+host, the host may online a partition CPU behind Parker's back, and the host driver
+symlink of a bound device stays in place (FakeBackend, and SysfsBackend for virtio
+devices: see there).
 
-Not emulated: the CMA area and its 1 GiB granularity (a Backend allocates memory),
-the control page contents (APIC IDs, PCI ids), INIT/SIPI and machine_kexec (an
-"instance simulator" calls instance_online()/instance_shutdown() instead), the
-mount itself (single mount, EBUSY on a second one), and the NULL dereference when
-the host unbinds a claimed device (FakeBackend.host_unbind() only records it).
+Not emulated: the control page contents (APIC IDs, PCI ids), INIT/SIPI and
+machine_kexec (an "instance simulator" calls instance_online()/instance_shutdown()
+instead), the NULL dereference when the host unbinds a claimed device
+(FakeBackend.host_unbind() only records it), ``enable`` reading 0 after bind, and
+where the memory comes from: the CMA areas are bookkeeping over synthetic
+addresses (the guests are too small for real 1 GiB areas, and a stock Debian kernel
+has CONFIG_CMA off), while the ``memory`` file reports the base of the host memory
+blocks that SysfsBackend really offlined, which lies outside the area's
+base_pfn..base_pfn+count. /proc/meminfo CmaTotal/CmaFree stay 0. The kernel log,
+sysfs and debugfs views of the areas are written by boot.py, not here.
 
 This module is pure: no I/O of its own. Host effects go through a Backend:
 FakeBackend keeps them in memory, SysfsBackend performs what a stock kernel can
-do under a sysfs root (CPU and memory-block hotplug, PCI unbind and re-probe).
+do under a sysfs root (CPU and memory-block hotplug, virtio unbind and re-probe).
 Standalone on purpose: it runs inside a guest without the collection installed.
 """
 
@@ -247,6 +256,15 @@ class CmaAreas:
             self.on_change(area)
 
 
+def virtio_children(root, bdf):
+    """The virtio devices (virtio<N>) a virtio-pci function carries, under sysfs root ``root``."""
+    path = os.path.join(root, 'sys/bus/pci/devices', bdf)
+    try:
+        return sorted(name for name in os.listdir(path) if re.fullmatch(r'virtio[0-9]+', name))
+    except OSError:
+        return []
+
+
 class Backend:
     """Host-side effects of the Parker kernfs. Methods raise OSError on failure."""
 
@@ -292,6 +310,13 @@ class Backend:
 
     def kexec_loaded(self):
         raise NotImplementedError
+
+    def state(self):
+        """What a later daemon needs to undo this one's host effects (JSON-able)."""
+        return {}
+
+    def restore(self, state):
+        pass
 
 
 class FakeBackend(Backend):
@@ -387,15 +412,43 @@ class SysfsBackend(Backend):
     Memory: offlines a contiguous run of online Movable memory blocks of the node
     (rounded up to the block size), trying the next run when a block will not go
     offline in time, and reports the lowest block's base; release onlines them with
-    online_movable. PCI: a real driver/unbind (unlike Parker, the
-    driver symlink goes away), re-probe through drivers_probe or the remembered driver.
+    online_movable.
+
+    PCI, as close to Parker's pci_bus_type.remove() as a stock kernel allows (issue 15
+    item 4): a virtio device stays bound to virtio-pci (its ``driver`` symlink stays)
+    and only its virtio child is unbound from virtio_net/virtio_blk, so the netdev or
+    disk leaves the host. ``enable`` is not touched (it stays 1, where Parker's reads 0:
+    writing 0 under a bound virtio-pci would clear bus mastering, which a later
+    virtio_net probe does not set again). A device without virtio children is really
+    unbound from its PCI driver (its symlink goes; a stock kernel cannot do better).
+    Re-probe binds the children again. Names change on return where a stock kernel
+    lets them (issue 15 item 6): a NIC that had a kernel name ethN gets another one
+    (a tap placeholder holds ethN during the probe; udev .link files still rename it,
+    as fab1/fab2), and a disk is held open from bind to re-probe so virtio_blk cannot
+    reuse its index (vdb comes back as vdc).
     """
 
-    def __init__(self, root='/', offline_timeout=15.0):
+    def __init__(self, root='/', offline_timeout=15.0, run=None):
         self.root = root
         self.offline_timeout = offline_timeout
         self.taken = {}
         self.remembered = {}
+        self.detached = {}  # bdf: what pci_detach() undid, for pci_reprobe()
+        self.run = run or self._run
+
+    @staticmethod
+    def _run(argv):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=30)
+
+    def state(self):
+        return {'taken': dict((str(base), blocks) for base, blocks in self.taken.items()),
+                'remembered': self.remembered, 'detached': self.detached}
+
+    def restore(self, state):
+        self.taken = dict((int(base), blocks) for base, blocks in state.get('taken', {}).items())
+        self.remembered = dict(state.get('remembered', {}))
+        self.detached = dict(state.get('detached', {}))
 
     def path(self, rel):
         return os.path.join(self.root, rel.lstrip('/'))
@@ -505,15 +558,91 @@ class SysfsBackend(Backend):
     def pci_exists(self, bdf):
         return os.path.isdir(self.path('/sys/bus/pci/devices/' + bdf))
 
+    def virtio_children(self, bdf):
+        return virtio_children(self.root, bdf)
+
+    def _names(self, bdf, child, kind):
+        path = self.path('/sys/bus/pci/devices/%s/%s/%s' % (bdf, child, kind))
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
     def pci_enabled(self, bdf):
-        return os.path.lexists(self.path('/sys/bus/pci/devices/%s/driver' % bdf))
+        return os.path.lexists(self.path('/sys/bus/pci/devices/%s/driver' % bdf)) and bdf not in self.detached
 
     def pci_detach(self, bdf):
-        link = self.path('/sys/bus/pci/devices/%s/driver' % bdf)
-        self.remembered[bdf] = os.path.basename(os.readlink(link))
-        self.write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
+        children = self.virtio_children(bdf)
+        if not children:  # not virtio: a stock kernel can only unbind the PCI driver itself
+            link = self.path('/sys/bus/pci/devices/%s/driver' % bdf)
+            self.remembered[bdf] = os.path.basename(os.readlink(link))
+            self.write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
+            return
+        info = {'children': [], 'net': [], 'block': [], 'holders': []}
+        for child in children:
+            link = self.path('/sys/bus/virtio/devices/%s/driver' % child)
+            if not os.path.lexists(link):
+                continue
+            driver = os.path.basename(os.readlink(link))
+            info['net'] += self._names(bdf, child, 'net')
+            disks = self._names(bdf, child, 'block')
+            info['block'] += disks
+            for disk in disks:
+                pid = self.hold_disk(disk)
+                if pid:
+                    info['holders'].append(pid)
+            self.write('/sys/bus/virtio/drivers/%s/unbind' % driver, child)
+            info['children'].append([child, driver])
+        self.detached[bdf] = info
+
+    def hold_disk(self, disk):
+        """Keep /dev/<disk> open in a process of its own, so its gendisk (and vdX index) is not freed."""
+        try:
+            with open(self.path('/dev/' + disk), 'rb') as handle:
+                proc = subprocess.Popen(['sleep', 'infinity'], stdin=handle, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+            return proc.pid
+        except OSError:
+            return None
+
+    @staticmethod
+    def release_holder(pid):
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                if not handle.read().startswith(b'sleep'):
+                    return
+            os.kill(pid, 15)
+        except (OSError, ValueError):
+            pass
 
     def pci_reprobe(self, bdf):
+        info = self.detached.pop(bdf, None)
+        if info is None:
+            self._pci_reprobe(bdf)
+            return
+        placeholders = []
+        for name in info['net']:
+            if re.fullmatch(r'eth[0-9]+', name) and not os.path.lexists(self.path('/sys/class/net/' + name)):
+                try:
+                    self.run(['ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap'])
+                    placeholders.append(name)
+                except (OSError, subprocess.SubprocessError):
+                    pass
+        try:
+            for child, driver in info['children']:
+                if os.path.lexists(self.path('/sys/bus/virtio/devices/%s/driver' % child)):
+                    continue
+                try:
+                    self.write('/sys/bus/virtio/drivers_probe', child)
+                except OSError:
+                    self.write('/sys/bus/virtio/drivers/%s/bind' % driver, child)
+        finally:
+            for name in placeholders:
+                try:
+                    self.run(['ip', 'tuntap', 'del', 'dev', name, 'mode', 'tap'])
+                except (OSError, subprocess.SubprocessError):
+                    pass
+            for pid in info['holders']:
+                self.release_holder(pid)
+
+    def _pci_reprobe(self, bdf):
         try:
             self.write('/sys/bus/pci/drivers_probe', bdf)
         except OSError:

@@ -5,7 +5,9 @@ blocking start, rmdir, and SysfsBackend against a FakeHost sysfs tree. The FUSE
 adapter is exercised without a mount when fusepy is importable.
 """
 import errno
+import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -412,8 +414,36 @@ def test_rmdir_returns_everything(fs, backend):
 
 
 # -- SysfsBackend against a FakeHost tree ---------------------------------------------------------
+VIRTIO = {'0000:00:02.0': 'virtio_blk', '0000:00:03.0': 'virtio_blk', '0000:00:05.0': 'virtio_net', '0000:00:06.0': 'virtio_net'}
+
+
+def virtio_bound(host, bdf):
+    """Bind the virtio child of bdf in the FakeHost tree as a booted guest has it."""
+    driver = VIRTIO[bdf]
+    child = emu.virtio_children(host.root, bdf)[0]
+    host.write('/sys/bus/virtio/drivers/%s/unbind' % driver, '')
+    host.write('/sys/bus/virtio/drivers/%s/bind' % driver, '')
+    host.write('/sys/bus/virtio/drivers_probe', '')
+    host.symlink('/sys/devices/pci0000:00/%s/%s' % (bdf, child), '/sys/bus/virtio/devices/' + child)
+    host.symlink('/sys/bus/virtio/drivers/' + driver, '/sys/devices/pci0000:00/%s/%s/driver' % (bdf, child))
+    return child, driver
+
+
+def virtio_unbound(host, bdf, child):
+    """What the kernel does on that unbind: the driver link and the netdev or disk go."""
+    base = '/sys/devices/pci0000:00/%s/%s' % (bdf, child)
+    os.remove(host.path(base + '/driver'))
+    for kind, where in (('net', '/sys/class/net/'), ('block', '/sys/block/')):
+        path = host.path(base + '/' + kind)
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                os.rmdir(os.path.join(path, name))
+                os.remove(host.path(where + name))
+
+
 def test_sysfs_backend(host):
     backend = SysfsBackend(host.root)
+    virtio_bound(host, '0000:00:03.0')
     fs = ParkerKernfs(backend, online_wait_cap=5)
     assert backend.nr_cpu_ids() == 8
     assert backend.cpu_node(5) == 1 and backend.cpu_node(2) == 0
@@ -435,8 +465,14 @@ def test_sysfs_backend(host):
     fs.write('p1', 'memory', '128M')
     assert fs.read('p1', 'memory') == '134217728@0x%x\n' % (32 * (128 << 20))
     fs.write('p1', 'bind', '0000:00:03.0')
-    assert host.read('/sys/bus/pci/drivers/virtio-pci/unbind') == '0000:00:03.0'
+    # Parker's pci_bus_type.remove() as a stock kernel allows: virtio-pci stays, virtio_blk lets go
+    assert host.read('/sys/bus/virtio/drivers/virtio_blk/unbind') == 'virtio2'
+    assert host.read('/sys/bus/pci/drivers/virtio-pci/unbind') == ''
+    assert os.readlink(host.path('/sys/bus/pci/devices/0000:00:03.0/driver')).endswith('drivers/virtio-pci')
+    assert not backend.pci_enabled('0000:00:03.0')
+    assert errno_of(fs.write, 'p1', 'bind', '0000:00:03.0') == errno.EBUSY
     assert fs.devices('p1') == ['0000:00:03.0']
+    virtio_unbound(host, '0000:00:03.0', 'virtio2')
     assert errno_of(fs.write, 'p1', 'bind', '0000:00:00.0') == errno.EBUSY
     assert errno_of(fs.write, 'p1', 'bind', '0000:00:1f.0') == errno.ENODEV
     assert errno_of(fs.write, 'p1', 'online', '1') == errno.EIO  # kexec_loaded is 0
@@ -449,11 +485,47 @@ def test_sysfs_backend(host):
     assert host.read('/sys/devices/system/cpu/cpu2/online') == '1'
     assert host.read('/sys/devices/system/cpu/cpu3/online') == '1'
     assert host.read('/sys/devices/system/memory/memory32/state') == 'online_movable'
-    assert host.read('/sys/bus/pci/drivers_probe') == '0000:00:03.0'
+    assert host.read('/sys/bus/virtio/drivers_probe') == 'virtio2'
+    assert host.read('/sys/bus/pci/drivers_probe') == ''
+    assert backend.detached == {}
+
+
+def test_sysfs_backend_nic_returns_under_another_kernel_name(host):
+    ran = []
+    backend = SysfsBackend(host.root, run=ran.append)
+    child, _driver = virtio_bound(host, '0000:00:06.0')
+    backend.pci_detach('0000:00:06.0')
+    assert host.read('/sys/bus/virtio/drivers/virtio_net/unbind') == child
+    assert backend.detached['0000:00:06.0']['net'] == ['eth1']
+    virtio_unbound(host, '0000:00:06.0', child)
+    # state survives a daemon restart (the kernfs was unmounted and mounted again)
+    again = SysfsBackend(host.root, run=ran.append)
+    again.restore(json.loads(json.dumps(backend.state())))
+    again.pci_reprobe('0000:00:06.0')
+    # eth1 is held by a placeholder while the kernel names the returning NIC, so it gets another ethN
+    assert ran == [['ip', 'tuntap', 'add', 'dev', 'eth1', 'mode', 'tap'], ['ip', 'tuntap', 'del', 'dev', 'eth1', 'mode', 'tap']]
+    assert host.read('/sys/bus/virtio/drivers_probe') == child
+    assert again.detached == {} and again.pci_enabled('0000:00:06.0')
+
+
+def test_sysfs_backend_holds_a_bound_disk_open(host, monkeypatch):
+    held, released = [], []
+    backend = SysfsBackend(host.root)
+    monkeypatch.setattr(backend, 'hold_disk', lambda disk: held.append(disk) or 4242)
+    monkeypatch.setattr(backend, 'release_holder', released.append)
+    virtio_bound(host, '0000:00:03.0')
+    backend.pci_detach('0000:00:03.0')
+    assert held == ['vdb'] and backend.detached['0000:00:03.0']['holders'] == [4242]
+    virtio_unbound(host, '0000:00:03.0', 'virtio2')
+    backend.pci_reprobe('0000:00:03.0')
+    assert released == [4242]
 
 
 def test_sysfs_backend_rebinds_remembered_driver(host):
+    """A device that is not virtio: a stock kernel can only unbind its PCI driver."""
     backend = SysfsBackend(host.root)
+    for child in emu.virtio_children(host.root, '0000:00:05.0'):
+        shutil.rmtree(host.path('/sys/devices/pci0000:00/0000:00:05.0/' + child))
     backend.pci_detach('0000:00:05.0')
     os.remove(host.path('/sys/bus/pci/devices/0000:00:05.0/driver'))  # what a real unbind does
     assert not backend.pci_enabled('0000:00:05.0')
