@@ -143,12 +143,12 @@ def _roundup_gib(size):
     return -(-size // GIB) * GIB
 
 
-def cma_layout(spec, nodes, failed=(), bases=None):
+def cma_layout(spec, nodes, failed=(), bases=None, start=4 * GIB):
     """parker_early_cma() as the RFC lays the areas out (contract section 1).
 
     spec: the parker_cma= value; nodes: the online NUMA node ids; failed: nodes whose
     cma_declare_contiguous_nid() fails (no free 1 GiB-aligned GiB); bases: {nid: base}
-    for the areas that get one (default: 1 GiB-aligned, 4 GiB up, in node order).
+    for the areas that get one (default: consecutive from ``start``, 1 GiB-aligned, in node order).
     Returns (areas {nid: size}, log lines in boot order, failed nodes tried).
     """
     nodes, failed = sorted(set(nodes)), set(failed)
@@ -170,7 +170,7 @@ def cma_layout(spec, nodes, failed=(), bases=None):
                 plan.append((nid, _roundup_gib(size)))
         lines.append('parker: reserve CMA %d MiB, up to %d MiB per node'
                      % (sum(s for _n, s in plan) // MIB, max([s for _n, s in plan] or [0]) // MIB))
-    next_base = 4 * GIB
+    next_base = start
     total = 0
     for nid, size in plan:
         if target is not None and total >= target:

@@ -54,11 +54,13 @@ except ImportError:  # Debian's python3-fusepy installs the module as "fusepy"
     from fusepy import FUSE, FuseOSError, Operations
 
 try:
-    from .model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from .model import ONLINE_WAIT_CAP, PARTITION_FILES, CmaAreas, FakeBackend, ParkerKernfs, SysfsBackend
     from .instance import InstanceHost, check_boot, network_plan
+    from . import boot as emuboot
 except ImportError:
-    from model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from model import ONLINE_WAIT_CAP, PARTITION_FILES, CmaAreas, FakeBackend, ParkerKernfs, SysfsBackend
     from instance import InstanceHost, check_boot, network_plan
+    import boot as emuboot
 
 MODES = {'id': 0o444, 'control_structure': 0o444, 'cpus': 0o644, 'memory': 0o644,
          'bind': 0o200, 'unbind': 0o200, 'online': 0o644}
@@ -121,9 +123,9 @@ class InstanceSimulator:
         self.model.instance_shutdown(name)
 
 
-def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True, host=None):
+def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True, host=None, cma=None):
     sim = InstanceSimulator(delay, boot, host)
-    model = ParkerKernfs(backend, on_start=sim.on_start, online_wait_cap=online_cap)
+    model = ParkerKernfs(backend, on_start=sim.on_start, online_wait_cap=online_cap, cma=cma)
     sim.model = model
     model.simulator = sim
     return model
@@ -310,13 +312,66 @@ def main(argv=None):
     parser.add_argument('--kexec-record', help='judge starts by what kexec_recorder.py saw loaded, and give '
                         'instances their NICs (netns parker-<name>) and ip= address')
     parser.add_argument('--log', help='append instance boots and failures to this file')
+    parser.add_argument('--config', help='boot.py config file: the CMA areas of the emulated boot, the instance '
+                        'settings, and the kernfs state kept across unmount and mount (what deploy.yml runs)')
     parser.add_argument('--foreground', '-f', action='store_true')
     args = parser.parse_args(argv)
+    if args.config:
+        return run_configured(args)
     backend = FakeBackend() if args.fake_backend else SysfsBackend(args.root)
     host = InstanceHost(args.root, args.kexec_record, args.log) if args.kexec_record else None
     model = make_model(backend, args.boot_delay, args.online_cap, not args.no_boot, host)
-    FUSE(ParkerFS(model), args.mountpoint, foreground=args.foreground, nothreads=False,
-         fsname='parker', allow_other=os.getuid() == 0, direct_io=True)
+    mount(model, args.mountpoint, args.foreground)
+    return 0
+
+
+def mount(model, mountpoint, foreground):
+    FUSE(ParkerFS(model), mountpoint, foreground=foreground, nothreads=False,
+         fsname='parker', subtype='parker', allow_other=os.getuid() == 0, direct_io=True)
+
+
+class Saver:
+    """Writes the kernfs state after every change, so the next mount reattaches it (section 2.3)."""
+
+    def __init__(self, path, model, backend, record):
+        self.path = path
+        self.model = model
+        self.backend = backend
+        self.record = record
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            emuboot.write_json(self.path, {'boot_id': self.record['boot_id'], 'layout': self.record['layout'],
+                                           'model': self.model.state(), 'backend': self.backend.state(),
+                                           'hanging': sorted(self.model.simulator.hanging)})
+
+    def load(self):
+        saved = emuboot.read_json(self.path)
+        if not saved or saved.get('boot_id') != self.record['boot_id'] or saved.get('layout') != self.record['layout']:
+            return False
+        self.model.restore(saved['model'])
+        self.backend.restore(saved.get('backend', {}))
+        self.model.simulator.hanging = set(saved.get('hanging', []))
+        return True
+
+
+def run_configured(args):
+    config = emuboot.load_config(args.config)
+    record = emuboot.boot(config)  # mount.parker has normally booted the emulation already
+    views = emuboot.Views(record['views']['sysfs'], record['views']['debugfs'])
+    cma = CmaAreas(dict((int(n), tuple(a)) for n, a in record['areas'].items()), on_change=views.update)
+    backend = SysfsBackend(config['sysroot'])
+    host = InstanceHost(config['sysroot'], config['kexec_record'], config['log'])
+    model = make_model(backend, float(config['boot_delay']), float(config['online_cap']), True, host, cma)
+    saver = Saver(emuboot.kernfs_path(config), model, backend, record)
+    saver.load()
+    emuboot.write_views(views, model.cma)
+    model.on_change = saver
+    try:
+        mount(model, args.mountpoint, args.foreground)
+    finally:
+        saver()
     return 0
 
 
