@@ -65,6 +65,7 @@ DEFAULTS = {
 SYSFS_CMA = '/sys/kernel/mm/cma'
 DEBUGFS_CMA = '/sys/kernel/debug/cma'
 TMPFS_SOURCE = 'parker-emu'
+KMSG = '/dev/kmsg'
 
 
 def load_config(path=CONFIG):
@@ -121,8 +122,8 @@ def compute_boot(config):
             'registered': bool(areas), 'time': time.time()}
 
 
-def kmsg(lines, path='/dev/kmsg'):
-    with open(path, 'w', encoding='utf-8') as handle:
+def kmsg(lines, path=None):
+    with open(path or KMSG, 'w', encoding='utf-8') as handle:
         for line in lines:
             level = 3 if 'Failed' in line or 'failed' in line else (4 if 'dropped' in line or line.startswith('No ') else 6)
             handle.write('<%d>%s\n' % (8 + level, line))  # facility user: /dev/kmsg refuses kern (0) from user space

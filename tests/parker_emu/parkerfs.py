@@ -1,23 +1,35 @@
 """FUSE filesystem that emulates ByteDance's Parker kernfs (/sys/fs/parker) for tests.
 
-Usage: python3 parkerfs.py MOUNTPOINT [--root /] [--boot-delay SECONDS] [--foreground]
-       [--online-cap SECONDS] [--no-boot] [--kexec-record FILE [--log FILE]]
+Usage: python3 parkerfs.py MOUNTPOINT --config /etc/parker-emu/config.json [--foreground]
+         (what parker-emu@<root>.service runs; mount -t parker none ROOT starts it, see boot.py)
+       python3 parkerfs.py MOUNTPOINT [--root /] [--boot-delay SECONDS] [--foreground]
+         [--online-cap SECONDS] [--no-boot] [--kexec-record FILE [--log FILE]]   (standalone)
 
 Emulated: the layout and rules of model.ParkerKernfs (mkdir/rmdir of partitions, id,
 control_structure, cpus, memory, bind, unbind, online, devices/<bdf>/), with the real
 host effects of model.SysfsBackend under --root (CPU offline/online, memory-block
-offline/online, PCI unbind/re-probe, /sys/kernel/kexec_loaded). A write to ``online``
+offline/online, virtio unbind/re-probe, /sys/kernel/kexec_loaded). With --config the
+``memory`` writes are also accounted in whole GiB units of the Parker CMA areas of the
+emulated boot (boot.py), whose sysfs/debugfs counter files this daemon keeps current,
+and the kernfs state is saved after every change so that the next mount reattaches it
+(the daemon exits at umount). A write to ``online``
 blocks in the FUSE handler (threads are enabled, so other files stay readable) until
 the built-in instance simulator reports the instance online, --boot-delay seconds
 after the start, or until --online-cap seconds (default 600) pass (ETIMEDOUT, and the
 emulated parker_mutex stays wedged: later mkdir/rmdir/writes get EDEADLK until the
 instance reports online, where a real kernel would block them forever).
 
-Like the real kernel's spin loop, a blocked ``online`` writer cannot be killed:
-once FUSE has handed the request to this daemon the writer waits for the answer,
-so ``timeout 2 sh -c 'echo 1 > online'`` returns only when the instance comes
-online or --online-cap expires (observed: 600 s with the default cap). Tests that
-provoke a hang should pass a short --online-cap.
+While that writer blocks, reads of ``online`` and ``control_structure`` (of every
+partition: parker_mutex is global) block too, as on a real Boot Kernel; ``id``, ``cpus``,
+``memory``, directory listings and the .emu files do not.
+
+Like the real kernel's spin loop, a blocked ``online`` writer or reader cannot be
+killed: once FUSE has handed the request to this daemon the caller waits for the
+answer (state D in request_wait_answer, even after SIGKILL), so
+``timeout 3 cat online`` returns only when the instance comes online (write
+.emu/<name>/boot from another process) or --online-cap expires (observed: 600 s with
+the default cap). Tests that provoke a hang should pass a short --online-cap or
+release it through .emu.
 
 Emulator-only control files, outside the Parker ABI and hidden from readdir (so
 ``ls /sys/fs/parker`` lists only partitions):
@@ -35,8 +47,8 @@ in network namespace parker-<name> with its ip= address; shutdown stops them aga
 
 Not emulated: a real boot (nothing is kexec'd; the simulator judges the loaded image
 and flips the online flag, and never does so for a partition without memory), the control page
-contents, the single-mount rule, file modes beyond 0444/0200/0644, and the kernel
-oops when the host unbinds a claimed device.
+contents, file modes beyond 0444/0200/0644, and the kernel oops when the host unbinds a
+claimed device. The single mount is mount.parker's check (boot.py), not this daemon's.
 """
 
 import argparse
@@ -271,6 +283,8 @@ class ParkerFS(Operations):
                     self.model.instance_online(parts[1])
                 elif parts[2] == 'hang':
                     self.model.simulator.hanging.add(parts[1])
+                    if self.model.on_change:
+                        self.model.on_change()  # a later mount keeps the armed hang
                 else:
                     raise FuseOSError(errno.EACCES)
                 return len(data)

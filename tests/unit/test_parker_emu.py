@@ -1,8 +1,11 @@
 """Unit tests of the Parker kernfs emulator (tests/parker_emu/model.py).
 
 Covers the RFC rules and errnos against FakeBackend, the cpus leak hazard, the
-blocking start, rmdir, and SysfsBackend against a FakeHost sysfs tree. The FUSE
-adapter is exercised without a mount when fusepy is importable.
+blocking start and the reads that block behind it, rmdir, the Parker CMA layout
+rule and its GiB-unit accounting, bind keeping the host driver link, and
+SysfsBackend against a FakeHost sysfs tree; the emulated boot and mount
+(boot.py) and the state kept across unmount and mount. The FUSE adapter is
+exercised without a mount when fusepy is importable.
 """
 import errno
 import json
@@ -16,7 +19,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from parker_emu import boot as emuboot  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu import model as emu  # noqa: E402  pylint: disable=wrong-import-position
+from parker_emu.model import CmaAreas  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu.model import FakeBackend, ParkerKernfs, SysfsBackend  # noqa: E402  pylint: disable=wrong-import-position
 from unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -791,3 +796,176 @@ def test_state_survives_a_remount():
     assert int(fs2.read('p3', 'control_structure'), 16) > int(fs.read('p2', 'control_structure'), 16)
     fs2.rmdir('p1')
     assert fs2.cma.get(1).units == [False, False]
+
+
+# -- the emulated boot, mount.parker and the state kept across mounts (boot.py) --------------------------
+
+
+@pytest.fixture
+def config(host, tmp_path, monkeypatch):
+    monkeypatch.setattr(emuboot, 'KMSG', str(tmp_path / 'kmsg'))
+    host.write('/proc/sys/kernel/random/boot_id', 'boot-1')
+    views = {'sysfs': str(tmp_path / 'mm-cma'), 'debugfs': str(tmp_path / 'debug-cma'), 'errors': []}
+
+    def setup_views(_config, _record):
+        for path in (views['sysfs'], views['debugfs']):
+            os.makedirs(path, exist_ok=True)
+        return dict(views)
+    monkeypatch.setattr(emuboot, 'setup_views', setup_views)
+    return dict(emuboot.DEFAULTS, sysroot=host.root, state_dir=str(tmp_path / 'state'), root=str(tmp_path / 'parker'),
+                parker_cma='2G', cma_failed_nodes=[0])
+
+
+def test_boot_lays_out_logs_and_shows_the_areas(config, tmp_path):
+    record = emuboot.boot(config)
+    # FakeHost memory blocks end at 36 x 128M: the areas start at the next GiB, 5G
+    assert record['areas'] == {'1': [5 * G, G]} and record['failed'] == [0] and record['registered']
+    assert (tmp_path / 'kmsg').read_text().splitlines() == [
+        '<14>parker: reserve CMA 2048 MiB, up to 1024 MiB per node',
+        '<11>cma: Failed to reserve 1024 MiB on node 0',
+        '<11>parker: node 0 reservation failed, err -12',
+        '<14>cma: Reserved 1024 MiB at 0x0000000140000000 on node 1',
+        '<14>parker: reserved 1024 MiB on node 1']
+    assert sorted(os.listdir(tmp_path / 'mm-cma')) == ['parker1']
+    assert (tmp_path / 'mm-cma' / 'parker1' / 'alloc_pages_success').read_text() == '0\n'
+    assert (tmp_path / 'debug-cma' / 'parker1' / 'count').read_text() == '%d\n' % (G // 4096)
+    assert (tmp_path / 'debug-cma' / 'parker1' / 'base_pfn').read_text() == '%d\n' % (5 * G // 4096)
+    assert os.path.isdir(config['root']) and os.listdir(config['root']) == []  # the empty mount point
+    # once per boot: a second call logs nothing and keeps the layout
+    (tmp_path / 'kmsg').write_text('')
+    assert emuboot.boot(config) == json.loads(open(emuboot.boot_path(config)).read())
+    assert (tmp_path / 'kmsg').read_text() == ''
+    # a new (emulated or guest) boot starts without partitions
+    emuboot.write_json(emuboot.kernfs_path(config), {'partitions': []})
+    emuboot.boot(dict(config, cma_failed_nodes=[]), force=True)
+    assert not os.path.exists(emuboot.kernfs_path(config))
+    assert 'parker: reserved 1024 MiB on node 0' in (tmp_path / 'kmsg').read_text()
+
+
+def test_no_area_means_no_kernfs(config):
+    record = emuboot.boot(dict(config, parker_cma='1G', cma_failed_nodes=[0, 1]))
+    assert not record['registered'] and record['lines'][-1] == 'No parker CMA regions allocated, disabling parker.'
+    status, message = emuboot.mount(dict(config, parker_cma='1G', cma_failed_nodes=[0, 1]), config['root'])
+    assert status == 32 and "unknown filesystem type 'parker'" in message
+
+
+class Systemd:
+    def __init__(self, emuboot_module, monkeypatch, mount_works=True):
+        self.mounted = set()
+        self.active = set()
+        self.calls = []
+        self.mount_works = mount_works
+        monkeypatch.setattr(emuboot_module, 'is_mounted', lambda path: path in self.mounted)
+        monkeypatch.setattr(emuboot_module, 'unit_name', lambda root: 'parker-emu@%s.service' % root.strip('/').replace('/', '-'))
+        monkeypatch.setattr(emuboot_module, 'unit_active', lambda unit: unit in self.active)
+        monkeypatch.setattr(emuboot_module.subprocess, 'run', self.run)
+        monkeypatch.setattr(emuboot_module.time, 'sleep', lambda _s: None)
+        self.root = None
+
+    def run(self, argv, **_kwargs):
+        self.calls.append(list(argv))
+        if argv[:2] == ['systemctl', 'start']:
+            if self.mount_works:
+                self.active.add(argv[2])
+                self.mounted.add(self.root)
+        if argv[0] == 'umount':
+            self.mounted.discard(argv[1])
+            self.active.clear()
+
+        class Done:
+            returncode = 0
+            stdout = 'journal lines'
+        return Done()
+
+
+def test_mount_starts_the_daemon_and_a_second_mount_is_busy(config, monkeypatch):
+    systemd = Systemd(emuboot, monkeypatch)
+    root = systemd.root = config['root']
+    assert emuboot.mount(config, root) == (0, '')
+    assert ['systemctl', 'start', 'parker-emu@%s.service' % root.strip('/').replace('/', '-')] in systemd.calls
+    status, message = emuboot.mount(config, root)
+    assert status == 32 and 'EBUSY' in message
+    assert emuboot.mount(config, '/sys/fs/parker')[0] == 32  # only the configured root is emulated
+    assert emuboot.unmount(config) == 0 and root not in systemd.mounted
+    assert emuboot.mount(config, root) == (0, '')
+
+
+def test_mount_reports_a_daemon_that_does_not_mount(config, monkeypatch):
+    systemd = Systemd(emuboot, monkeypatch, mount_works=False)
+    systemd.root = config['root']
+    status, message = emuboot.mount(config, config['root'], timeout=0.01)
+    assert status == 32 and 'did not mount' in message
+
+
+def test_mount_helper_argv(config, monkeypatch):
+    seen = []
+    monkeypatch.setattr(emuboot, 'load_config', lambda _path: config)
+    monkeypatch.setattr(emuboot, 'mount', lambda _config, root: seen.append(root) or (0, ''))
+    # mount(8) runs: /sbin/mount.parker none /run/parker -o rw
+    assert emuboot.main(['--config', '/etc/x.json', 'mount', 'none', '/run/parker', '-o', 'rw']) == 0
+    assert seen == ['/run/parker']
+
+
+def test_kernfs_state_survives_unmount_and_mount(config, monkeypatch, tmp_path):
+    parkerfs = import_parkerfs(monkeypatch)
+    record = emuboot.boot(dict(config, cma_failed_nodes=[]))
+    views = emuboot.Views(record['views']['sysfs'], record['views']['debugfs'])
+
+    backend = FakeBackend()  # the host: its state outlives the daemon
+
+    def daemon():
+        cma = CmaAreas(dict((int(n), tuple(a)) for n, a in record['areas'].items()), on_change=views.update)
+        model = parkerfs.make_model(backend, delay=0.01, online_cap=2, cma=cma)
+        saver = parkerfs.Saver(emuboot.kernfs_path(config), model, backend, record)
+        loaded = saver.load()
+        model.on_change = saver
+        return model, loaded
+    model, loaded = daemon()
+    assert not loaded
+    model.mkdir('p1')
+    model.write('p1', 'cpus', '5')
+    model.write('p1', 'memory', '128M')
+    model.write('p1', 'bind', '0000:00:03.0')
+    parkerfs.ParkerFS(model).write('/.emu/p1/hang', b'1', 0, 0)
+    assert (tmp_path / 'mm-cma' / 'parker1' / 'alloc_pages_success').read_text() == '32768\n'
+    assert (tmp_path / 'debug-cma' / 'parker1' / 'used').read_text() == '262144\n'
+    # the daemon exits at umount; the next mount's daemon reattaches the partition
+    again, loaded = daemon()
+    assert loaded and again.names() == ['p1'] and again.devices('p1') == ['0000:00:03.0']
+    assert again.read('p1', 'memory') == model.read('p1', 'memory')
+    assert again.cma.get(1).units == [True] and again.simulator.hanging == {'p1'}
+    again.rmdir('p1')
+    assert (tmp_path / 'debug-cma' / 'parker1' / 'used').read_text() == '0\n'
+    assert (tmp_path / 'mm-cma' / 'parker1' / 'release_pages_success').read_text() == '32768\n'
+    # another boot: the saved state is not reattached
+    emuboot.write_json(emuboot.kernfs_path(config), dict(json.load(open(emuboot.kernfs_path(config))), boot_id='boot-0'))
+    assert daemon()[1] is False
+
+
+def test_views_shim_keeps_real_entries(tmp_path, monkeypatch):
+    """A missing cma/ under a pseudo filesystem: tmpfs over the parent, real entries bound back."""
+    parent = tmp_path / 'mm'
+    (parent / 'ksm').mkdir(parents=True)
+    (parent / 'flag').write_text('1\n')
+    ran = []
+    monkeypatch.setattr(emuboot, 'top_mount', lambda path: None)
+    monkeypatch.setattr(emuboot, 'run', ran.append)
+    real = {}
+
+    def fake_run(argv):
+        ran.append(argv)
+        if argv[:2] == ['mount', '--bind'] and argv[2] == str(parent):
+            for name in os.listdir(parent):
+                real[name] = os.path.isdir(os.path.join(parent, name))
+                os.makedirs(argv[3], exist_ok=True)
+                (os.mkdir if real[name] else (lambda p: open(p, 'w').close()))(os.path.join(argv[3], name))
+        if argv[:3] == ['mount', '-t', 'tmpfs'] and argv[-1] == str(parent):
+            for name in os.listdir(parent):
+                path = os.path.join(parent, name)
+                os.rmdir(path) if os.path.isdir(path) else os.remove(path)
+    monkeypatch.setattr(emuboot, 'run', fake_run)
+    emuboot.cma_dir(str(parent / 'cma'), str(tmp_path / 'hidden'))
+    assert sorted(os.listdir(parent)) == ['cma', 'flag', 'ksm']
+    assert ['mount', '--make-private', str(tmp_path / 'hidden')] in ran
+    assert ['mount', '--bind', str(tmp_path / 'hidden' / 'ksm'), str(parent / 'ksm')] in ran
+    assert ran[-1] == ['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'parker-emu', str(parent / 'cma')]
