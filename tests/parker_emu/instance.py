@@ -32,9 +32,9 @@ import subprocess
 import time
 
 try:
-    from .model import memparse
+    from .model import memparse, virtio_children
 except ImportError:  # deployed flat next to model.py
-    from model import memparse
+    from model import memparse, virtio_children
 
 PCI_NETWORK_CLASS = '0x02'
 NETNS_PREFIX = 'parker-'
@@ -218,8 +218,7 @@ class InstanceHost:
         self.run(['ip', 'netns', 'add', netns])
         self.run(['ip', '-n', netns, 'link', 'set', 'lo', 'up'])
         for bdf, ifname in sorted(plan['names'].items()):
-            with open(self.path('/sys/bus/pci/drivers_probe'), 'w', encoding='ascii') as handle:
-                handle.write(bdf)
+            self.probe(bdf)
             # Let udev finish naming it first (a .link rename racing the move would fail); a busy
             # udev only delays us, so settle's own timeout is not an error.
             subprocess.run(['udevadm', 'settle', '--timeout=60'], check=False, stdin=subprocess.DEVNULL,
@@ -236,13 +235,33 @@ class InstanceHost:
                 self.run(['ip', '-n', netns, 'route', 'add', 'default', 'via', ipconf['gateway']])
         self.log('%s: network up in netns %s: %s, ip %s' % (name, netns, plan['names'], ipconf))
 
+    def _write(self, rel, value):
+        with open(self.path(rel), 'w', encoding='ascii') as handle:
+            handle.write(value)
+
+    def probe(self, bdf):
+        """The Application Kernel's driver takes the NIC: bind the virtio child that Parker's bind left
+        without a driver (the PCI function itself stays bound to virtio-pci), or the PCI device."""
+        children = virtio_children(self.root, bdf)
+        for child in children:
+            if not os.path.lexists(self.path('/sys/bus/virtio/devices/%s/driver' % child)):
+                self._write('/sys/bus/virtio/drivers_probe', child)
+        if not children:
+            self._write('/sys/bus/pci/drivers_probe', bdf)
+
     def network_down(self, name, nics):
-        """The instance powered off: its NICs stop (driver unbound) and the namespace goes."""
+        """The instance powered off: its NICs stop (the virtio child's driver unbound) and the namespace goes.
+
+        The host's PCI driver (virtio-pci) is never unbound: on a real Boot Kernel that oopses (section 2.8).
+        """
         for bdf in sorted(nics):
-            unbind = self.path('/sys/bus/pci/devices/%s/driver/unbind' % bdf)
-            if os.path.exists(unbind):
-                with open(unbind, 'w', encoding='ascii') as handle:
-                    handle.write(bdf)
+            children = virtio_children(self.root, bdf)
+            for child in children:
+                unbind = '/sys/bus/virtio/devices/%s/driver/unbind' % child
+                if os.path.exists(self.path(unbind)):
+                    self._write(unbind, child)
+            if not children and os.path.exists(self.path('/sys/bus/pci/devices/%s/driver/unbind' % bdf)):
+                self._write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
         netns = NETNS_PREFIX + name
         if os.path.exists('/run/netns/' + netns):
             self.run(['ip', 'netns', 'delete', netns])

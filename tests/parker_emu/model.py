@@ -1,22 +1,31 @@
 """State machine of ByteDance's Parker kernfs (/sys/fs/parker), RFC v1, for tests.
 
-Emulated (parker-interface.md sections 2.2-2.8): partitions made by mkdir under the
-root, the files id, control_structure, cpus, memory, bind, unbind and online, the
-devices/ subdirectory, rmdir, the errno of every refusal, the blocking start under
-the global parker_mutex, the single-use partition, and three hazards seen on a real
+Emulated (parker-interface.md sections 2.2-2.8, issue 15): partitions made by mkdir
+under the root, the files id, control_structure, cpus, memory, bind, unbind and
+online, the devices/ subdirectory, rmdir, the errno of every refusal, the blocking
+start under the global parker_mutex (reads of online and control_structure block
+behind it too), the single-use partition, the Parker CMA areas (cma_layout(): the
+parker_cma= rule with nodes whose reservation fails, the boot log lines, 1 GiB
+bitmap units and the CMA sysfs counters, CmaAreas), and the hazards seen on a real
 Boot Kernel: a malformed or rewritten ``cpus`` leaks CPUs that stay offline in the
-host, the host may online a partition CPU behind Parker's back, and the host
-driver symlink of a bound device stays in place (FakeBackend only).
+host, the host may online a partition CPU behind Parker's back, and the host driver
+symlink of a bound device stays in place (FakeBackend, and SysfsBackend for virtio
+devices: see there).
 
-Not emulated: the CMA area and its 1 GiB granularity (a Backend allocates memory),
-the control page contents (APIC IDs, PCI ids), INIT/SIPI and machine_kexec (an
-"instance simulator" calls instance_online()/instance_shutdown() instead), the
-mount itself (single mount, EBUSY on a second one), and the NULL dereference when
-the host unbinds a claimed device (FakeBackend.host_unbind() only records it).
+Not emulated: the control page contents (APIC IDs, PCI ids), INIT/SIPI and
+machine_kexec (an "instance simulator" calls instance_online()/instance_shutdown()
+instead), the NULL dereference when the host unbinds a claimed device
+(FakeBackend.host_unbind() only records it), ``enable`` reading 0 after bind, and
+where the memory comes from: the CMA areas are bookkeeping over synthetic
+addresses (the guests are too small for real 1 GiB areas, and a stock Debian kernel
+has CONFIG_CMA off), while the ``memory`` file reports the base of the host memory
+blocks that SysfsBackend really offlined, which lies outside the area's
+base_pfn..base_pfn+count. /proc/meminfo CmaTotal/CmaFree stay 0. The kernel log,
+sysfs and debugfs views of the areas are written by boot.py, not here.
 
 This module is pure: no I/O of its own. Host effects go through a Backend:
 FakeBackend keeps them in memory, SysfsBackend performs what a stock kernel can
-do under a sysfs root (CPU and memory-block hotplug, PCI unbind and re-probe).
+do under a sysfs root (CPU and memory-block hotplug, virtio unbind and re-probe).
 Standalone on purpose: it runs inside a guest without the collection installed.
 """
 
@@ -109,6 +118,153 @@ def parse_bdf(text):
     return body.lower()
 
 
+GIB = 1 << 30
+MIB = 1 << 20
+# order_per_bit = 30 - PAGE_SHIFT: one bitmap bit per GiB (section 2.2).
+CMA_ORDER_PER_BIT = 30 - 12
+PAGES_PER_UNIT = GIB // PAGE_SIZE
+
+
+def parse_parker_cma(text):
+    """parker_cma=SIZE or parker_cma=N:SIZE[,N:SIZE...]: ('size', bytes) or ('nodes', [(nid, bytes), ...])."""
+    text = str(text).strip()
+    if ':' not in text:
+        return 'size', memparse(text)
+    shares = []
+    for item in text.split(','):
+        nid, _colon, size = item.partition(':')
+        if not nid.strip().isdigit():
+            raise ValueError('malformed parker_cma share %r' % item)
+        shares.append((int(nid), memparse(size.strip())))
+    return 'nodes', shares
+
+
+def _roundup_gib(size):
+    return -(-size // GIB) * GIB
+
+
+def cma_layout(spec, nodes, failed=(), bases=None, start=4 * GIB):
+    """parker_early_cma() as the RFC lays the areas out (contract section 1).
+
+    spec: the parker_cma= value; nodes: the online NUMA node ids; failed: nodes whose
+    cma_declare_contiguous_nid() fails (no free 1 GiB-aligned GiB); bases: {nid: base}
+    for the areas that get one (default: consecutive from ``start``, 1 GiB-aligned, in node order).
+    Returns (areas {nid: size}, log lines in boot order, failed nodes tried).
+    """
+    nodes, failed = sorted(set(nodes)), set(failed)
+    kind, value = parse_parker_cma(spec)
+    lines, areas, tried_failed = [], {}, []
+    if kind == 'size':
+        per = _roundup_gib(-(-value // max(1, len(nodes))))
+        plan = [(nid, per) for nid in nodes]
+        target = value
+        lines.append('parker: reserve CMA %d MiB, up to %d MiB per node' % (value // MIB, per // MIB))
+    else:
+        plan, target = [], None
+        for nid, size in value:
+            if size < GIB:
+                lines.append('parker: node %d: CMA size %d MiB is below 1024 MiB, dropped' % (nid, size // MIB))
+            elif nid not in nodes:
+                lines.append('parker: node %d is not online, dropped' % nid)
+            else:
+                plan.append((nid, _roundup_gib(size)))
+        lines.append('parker: reserve CMA %d MiB, up to %d MiB per node'
+                     % (sum(s for _n, s in plan) // MIB, max([s for _n, s in plan] or [0]) // MIB))
+    next_base = start
+    total = 0
+    for nid, size in plan:
+        if target is not None and total >= target:
+            break
+        if nid in failed:
+            lines.append('cma: Failed to reserve %d MiB on node %d' % (size // MIB, nid))
+            lines.append('parker: node %d reservation failed, err -12' % nid)
+            tried_failed.append(nid)
+            continue
+        base = (bases or {}).get(nid, next_base)
+        next_base = max(next_base, base + size)
+        areas[nid] = (base, size)
+        total += size
+        lines.append('cma: Reserved %d MiB at 0x%016x on node %d' % (size // MIB, base, nid))
+        lines.append('parker: reserved %d MiB on node %d' % (size // MIB, nid))
+    if not areas:
+        lines.append('No parker CMA regions allocated, disabling parker.')
+    return areas, lines, tried_failed
+
+
+class CmaArea:
+    """One parker<nid> area: a bitmap of 1 GiB units and the CMA sysfs counters (pages)."""
+
+    def __init__(self, nid, base, size):
+        self.nid = nid
+        self.name = 'parker%d' % nid
+        self.base = base
+        self.units = [False] * (size // GIB)
+        self.alloc_success = self.alloc_fail = self.release_success = 0
+
+    @property
+    def count(self):
+        return len(self.units) * PAGES_PER_UNIT
+
+    @property
+    def used(self):
+        return sum(self.units) * PAGES_PER_UNIT
+
+    def take(self, size):
+        """First fit of ceil(size / 1 GiB) free units: the first unit's index, or None."""
+        need = -(-size // GIB)
+        for start in range(len(self.units) - need + 1):
+            if not any(self.units[start:start + need]):
+                self.units[start:start + need] = [True] * need
+                return start
+        return None
+
+    def give_back(self, start, size):
+        need = -(-size // GIB)
+        self.units[start:start + need] = [False] * need
+
+    def view(self):
+        """The files a kernel shows: sysfs /sys/kernel/mm/cma/<name>/ and debugfs cma/<name>/."""
+        return {'sysfs': {'alloc_pages_success': self.alloc_success, 'alloc_pages_fail': self.alloc_fail,
+                          'release_pages_success': self.release_success},
+                'debugfs': {'base_pfn': self.base // PAGE_SIZE, 'count': self.count, 'used': self.used,
+                            'order_per_bit': CMA_ORDER_PER_BIT}}
+
+    def to_state(self):
+        return {'nid': self.nid, 'base': self.base, 'units': self.units, 'counters':
+                [self.alloc_success, self.alloc_fail, self.release_success]}
+
+    @classmethod
+    def from_state(cls, state):
+        area = cls(state['nid'], state['base'], len(state['units']) * GIB)
+        area.units = list(state['units'])
+        area.alloc_success, area.alloc_fail, area.release_success = state['counters']
+        return area
+
+
+class CmaAreas:
+    """The Boot Kernel's parker_cma[] array: {nid: CmaArea}; on_change(area) after every count change."""
+
+    def __init__(self, areas=None, on_change=None):
+        self.areas = dict((nid, CmaArea(nid, base, size)) for nid, (base, size) in (areas or {}).items())
+        self.on_change = on_change
+
+    def get(self, nid):
+        return self.areas.get(nid)
+
+    def changed(self, area):
+        if self.on_change:
+            self.on_change(area)
+
+
+def virtio_children(root, bdf):
+    """The virtio devices (virtio<N>) a virtio-pci function carries, under sysfs root ``root``."""
+    path = os.path.join(root, 'sys/bus/pci/devices', bdf)
+    try:
+        return sorted(name for name in os.listdir(path) if re.fullmatch(r'virtio[0-9]+', name))
+    except OSError:
+        return []
+
+
 class Backend:
     """Host-side effects of the Parker kernfs. Methods raise OSError on failure."""
 
@@ -154,6 +310,13 @@ class Backend:
 
     def kexec_loaded(self):
         raise NotImplementedError
+
+    def state(self):
+        """What a later daemon needs to undo this one's host effects (JSON-able)."""
+        return {}
+
+    def restore(self, state):
+        pass
 
 
 class FakeBackend(Backend):
@@ -249,15 +412,43 @@ class SysfsBackend(Backend):
     Memory: offlines a contiguous run of online Movable memory blocks of the node
     (rounded up to the block size), trying the next run when a block will not go
     offline in time, and reports the lowest block's base; release onlines them with
-    online_movable. PCI: a real driver/unbind (unlike Parker, the
-    driver symlink goes away), re-probe through drivers_probe or the remembered driver.
+    online_movable.
+
+    PCI, as close to Parker's pci_bus_type.remove() as a stock kernel allows (issue 15
+    item 4): a virtio device stays bound to virtio-pci (its ``driver`` symlink stays)
+    and only its virtio child is unbound from virtio_net/virtio_blk, so the netdev or
+    disk leaves the host. ``enable`` is not touched (it stays 1, where Parker's reads 0:
+    writing 0 under a bound virtio-pci would clear bus mastering, which a later
+    virtio_net probe does not set again). A device without virtio children is really
+    unbound from its PCI driver (its symlink goes; a stock kernel cannot do better).
+    Re-probe binds the children again. Names change on return where a stock kernel
+    lets them (issue 15 item 6): a NIC that had a kernel name ethN gets another one
+    (a tap placeholder holds ethN during the probe; udev .link files still rename it,
+    as fab1/fab2), and a disk is held open from bind to re-probe so virtio_blk cannot
+    reuse its index (vdb comes back as vdc).
     """
 
-    def __init__(self, root='/', offline_timeout=15.0):
+    def __init__(self, root='/', offline_timeout=15.0, run=None):
         self.root = root
         self.offline_timeout = offline_timeout
         self.taken = {}
         self.remembered = {}
+        self.detached = {}  # bdf: what pci_detach() undid, for pci_reprobe()
+        self.run = run or self._run
+
+    @staticmethod
+    def _run(argv):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=30)
+
+    def state(self):
+        return {'taken': dict((str(base), blocks) for base, blocks in self.taken.items()),
+                'remembered': self.remembered, 'detached': self.detached}
+
+    def restore(self, state):
+        self.taken = dict((int(base), blocks) for base, blocks in state.get('taken', {}).items())
+        self.remembered = dict(state.get('remembered', {}))
+        self.detached = dict(state.get('detached', {}))
 
     def path(self, rel):
         return os.path.join(self.root, rel.lstrip('/'))
@@ -367,15 +558,91 @@ class SysfsBackend(Backend):
     def pci_exists(self, bdf):
         return os.path.isdir(self.path('/sys/bus/pci/devices/' + bdf))
 
+    def virtio_children(self, bdf):
+        return virtio_children(self.root, bdf)
+
+    def _names(self, bdf, child, kind):
+        path = self.path('/sys/bus/pci/devices/%s/%s/%s' % (bdf, child, kind))
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
     def pci_enabled(self, bdf):
-        return os.path.lexists(self.path('/sys/bus/pci/devices/%s/driver' % bdf))
+        return os.path.lexists(self.path('/sys/bus/pci/devices/%s/driver' % bdf)) and bdf not in self.detached
 
     def pci_detach(self, bdf):
-        link = self.path('/sys/bus/pci/devices/%s/driver' % bdf)
-        self.remembered[bdf] = os.path.basename(os.readlink(link))
-        self.write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
+        children = self.virtio_children(bdf)
+        if not children:  # not virtio: a stock kernel can only unbind the PCI driver itself
+            link = self.path('/sys/bus/pci/devices/%s/driver' % bdf)
+            self.remembered[bdf] = os.path.basename(os.readlink(link))
+            self.write('/sys/bus/pci/devices/%s/driver/unbind' % bdf, bdf)
+            return
+        info = {'children': [], 'net': [], 'block': [], 'holders': []}
+        for child in children:
+            link = self.path('/sys/bus/virtio/devices/%s/driver' % child)
+            if not os.path.lexists(link):
+                continue
+            driver = os.path.basename(os.readlink(link))
+            info['net'] += self._names(bdf, child, 'net')
+            disks = self._names(bdf, child, 'block')
+            info['block'] += disks
+            for disk in disks:
+                pid = self.hold_disk(disk)
+                if pid:
+                    info['holders'].append(pid)
+            self.write('/sys/bus/virtio/drivers/%s/unbind' % driver, child)
+            info['children'].append([child, driver])
+        self.detached[bdf] = info
+
+    def hold_disk(self, disk):
+        """Keep /dev/<disk> open in a process of its own, so its gendisk (and vdX index) is not freed."""
+        try:
+            with open(self.path('/dev/' + disk), 'rb') as handle:
+                proc = subprocess.Popen(['sleep', 'infinity'], stdin=handle, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+            return proc.pid
+        except OSError:
+            return None
+
+    @staticmethod
+    def release_holder(pid):
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                if not handle.read().startswith(b'sleep'):
+                    return
+            os.kill(pid, 15)
+        except (OSError, ValueError):
+            pass
 
     def pci_reprobe(self, bdf):
+        info = self.detached.pop(bdf, None)
+        if info is None:
+            self._pci_reprobe(bdf)
+            return
+        placeholders = []
+        for name in info['net']:
+            if re.fullmatch(r'eth[0-9]+', name) and not os.path.lexists(self.path('/sys/class/net/' + name)):
+                try:
+                    self.run(['ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap'])
+                    placeholders.append(name)
+                except (OSError, subprocess.SubprocessError):
+                    pass
+        try:
+            for child, driver in info['children']:
+                if os.path.lexists(self.path('/sys/bus/virtio/devices/%s/driver' % child)):
+                    continue
+                try:
+                    self.write('/sys/bus/virtio/drivers_probe', child)
+                except OSError:
+                    self.write('/sys/bus/virtio/drivers/%s/bind' % driver, child)
+        finally:
+            for name in placeholders:
+                try:
+                    self.run(['ip', 'tuntap', 'del', 'dev', name, 'mode', 'tap'])
+                except (OSError, subprocess.SubprocessError):
+                    pass
+            for pid in info['holders']:
+                self.release_holder(pid)
+
+    def _pci_reprobe(self, bdf):
         try:
             self.write('/sys/bus/pci/drivers_probe', bdf)
         except OSError:
@@ -401,6 +668,7 @@ class Partition:
         self.control = control
         self.cpus = set()
         self.memory = None  # (base, size)
+        self.cma = None  # (nid, first unit) in the node's CMA area
         self.devices = set()
         self.online = False
         self.started = False
@@ -411,13 +679,22 @@ class ParkerKernfs:
 
     ``on_start(name)`` is called (with parker_mutex held, before blocking) when a
     start succeeds; an instance simulator then calls instance_online(name) from
-    another thread. Reads never take parker_mutex, so they work while a start blocks.
+    another thread. Reads of ``online`` and ``control_structure`` take parker_mutex,
+    as on a real Boot Kernel (issue 15 item 5): they block while any start blocks.
+    The other reads do not.
+
+    ``cma`` (a CmaAreas) accounts ``memory`` in whole GiB units of the area of the
+    first CPU's node (ENOMEM when the node has none or it is full); None keeps the
+    old behaviour where only the Backend decides. ``on_change()`` is called after
+    every change that a later mount must see again (see state()).
     """
 
-    def __init__(self, backend, on_start=None, online_wait_cap=ONLINE_WAIT_CAP):
+    def __init__(self, backend, on_start=None, online_wait_cap=ONLINE_WAIT_CAP, cma=None):
         self.backend = backend
         self.on_start = on_start
         self.online_wait_cap = online_wait_cap
+        self.cma = cma
+        self.on_change = None
         self.partitions = {}
         self.wedged = None
         self._mutex = threading.Lock()      # parker_mutex
@@ -437,10 +714,20 @@ class ParkerKernfs:
 
     def _lock(self):
         if self.wedged:
-            raise oserror(errno.EDEADLK, 'parker_mutex is held by the start of %r that never came online '
-                          '(a real kernel blocks here forever)' % self.wedged)
+            raise self._wedged_error()
         if not self._mutex.acquire(timeout=self.online_wait_cap):  # pylint: disable=consider-using-with
             raise oserror(errno.ETIMEDOUT, 'parker_mutex')
+        if self.wedged:  # the start we waited behind gave up and left the mutex wedged
+            self._mutex.release()
+            raise self._wedged_error()
+
+    def _wedged_error(self):
+        return oserror(errno.EDEADLK, 'parker_mutex is held by the start of %r that never came online '
+                       '(a real kernel blocks here forever)' % self.wedged)
+
+    def _changed(self):
+        if self.on_change:
+            self.on_change()
 
     def _get(self, name):
         part = self.partitions.get(name)
@@ -469,6 +756,7 @@ class ParkerKernfs:
                 control = self._next_control
                 self._next_control += PAGE_SIZE
                 self.partitions[name] = Partition(name, len(self.partitions) + 1, control)
+        self._changed()
 
     def rmdir(self, name):
         with self._parker_mutex():
@@ -483,9 +771,21 @@ class ParkerKernfs:
                 except OSError:
                     pass  # add_cpu() errors are not checked
             if part.memory:
-                self.backend.mem_release(*part.memory)
+                self._release(part)
             for bdf in sorted(part.devices):
                 self.backend.pci_reprobe(bdf)
+            self._changed()
+
+    def _release(self, part):
+        """cma_release() of the partition's memory: host blocks back, area units free."""
+        self.backend.mem_release(*part.memory)
+        if part.cma is not None and self.cma is not None:
+            area = self.cma.get(part.cma[0])
+            if area is not None:
+                area.give_back(part.cma[1], part.memory[1])
+                area.release_success += part.memory[1] // PAGE_SIZE
+                self.cma.changed(area)
+        part.cma = None
 
     def devices(self, name):
         with self._state:
@@ -493,6 +793,14 @@ class ParkerKernfs:
 
     # -- reads ------------------------------------------------------------------
     def read(self, name, leaf):
+        if leaf in ('online', 'control_structure'):
+            with self._state:
+                self._get(name)
+            with self._parker_mutex():  # their show() functions take parker_mutex (issue 15 item 5)
+                return self._read(name, leaf)
+        return self._read(name, leaf)
+
+    def _read(self, name, leaf):
         with self._state:
             part = self._get(name)
             if leaf == 'id':
@@ -521,7 +829,10 @@ class ParkerKernfs:
             with self._state:
                 self._get(name)
             raise oserror(errno.EACCES if leaf in PARTITION_FILES else errno.ENOENT, leaf)
-        return handler(name, data)
+        try:
+            return handler(name, data)
+        finally:
+            self._changed()
 
     def write_cpus(self, name, data):
         with self._parker_mutex():
@@ -566,17 +877,39 @@ class ParkerKernfs:
                 old = part.memory
             if old:
                 try:
-                    self.backend.mem_release(*old)
+                    self._release(part)
                 except OSError as exc:
                     raise oserror(errno.EBUSY, 'releasing the old allocation failed') from exc
                 with self._state:
                     part.memory = None
+                self._changed()
+            area, unit = None, None
+            if self.cma is not None:
+                area = self.cma.get(node)
+                if area is None:
+                    raise oserror(errno.ENOMEM, 'memory: node %d has no Parker CMA area' % node)
+                unit = area.take(size)
+                if unit is None:
+                    area.alloc_fail += size // PAGE_SIZE
+                    self.cma.changed(area)
+                    raise oserror(errno.ENOMEM, 'memory: %d bytes: %s has %d of %d GiB units free'
+                                  % (size, area.name, area.units.count(False), len(area.units)))
             try:
                 base = self.backend.mem_alloc(node, size)
             except OSError as exc:
+                if area is not None:
+                    area.give_back(unit, size)
+                    area.alloc_fail += size // PAGE_SIZE
+                    self.cma.changed(area)
                 raise oserror(errno.ENOMEM, 'memory: %d bytes on node %d: %s' % (size, node, exc)) from exc
             with self._state:
                 part.memory = (base, size)
+                if area is not None:
+                    part.cma = (node, unit)
+                    area.alloc_success += size // PAGE_SIZE
+            if area is not None:
+                self.cma.changed(area)
+            self._changed()
         return len(data)
 
     def _device_arg(self, data):
@@ -632,6 +965,7 @@ class ParkerKernfs:
                 if not self.backend.kexec_loaded():
                     raise oserror(errno.EIO, 'nothing loaded in the kexec slot: machine_kexec has no image')
                 part.started = True
+            self._changed()
             if self.on_start:
                 self.on_start(name)
             with self._state:
@@ -651,6 +985,7 @@ class ParkerKernfs:
             if self.wedged == name:
                 self.wedged = None
             self._state.notify_all()
+        self._changed()
 
     def instance_shutdown(self, name):
         """The application kernel powers itself off and clears online."""
@@ -658,6 +993,35 @@ class ParkerKernfs:
             part = self._get(name)
             part.online = False
             self._state.notify_all()
+        self._changed()
+
+    # -- what persists across unmount and mount ---------------------------------------
+    def state(self):
+        """The kernel-side state a later mount reattaches (section 2.3), as JSON-able data."""
+        with self._state:
+            parts = []
+            for part in sorted(self.partitions.values(), key=lambda p: p.id):
+                parts.append({'name': part.name, 'id': part.id, 'control': part.control, 'cpus': sorted(part.cpus),
+                              'memory': list(part.memory) if part.memory else None,
+                              'cma': list(part.cma) if part.cma else None, 'devices': sorted(part.devices),
+                              'online': part.online, 'started': part.started})
+            return {'partitions': parts, 'next_control': self._next_control,
+                    'cma': [a.to_state() for _n, a in sorted(self.cma.areas.items())] if self.cma else None}
+
+    def restore(self, state):
+        with self._state:
+            self.partitions = {}
+            for item in state.get('partitions', []):
+                part = Partition(item['name'], item['id'], item['control'])
+                part.cpus = set(item['cpus'])
+                part.memory = tuple(item['memory']) if item['memory'] else None
+                part.cma = tuple(item['cma']) if item.get('cma') else None
+                part.devices = set(item['devices'])
+                part.online, part.started = item['online'], item['started']
+                self.partitions[part.name] = part
+            self._next_control = state.get('next_control', CONTROL_PAGE_BASE)
+            if state.get('cma') is not None and self.cma is not None:
+                self.cma.areas = dict((a['nid'], CmaArea.from_state(a)) for a in state['cma'])
 
     def info(self, name):
         with self._state:

@@ -1,23 +1,35 @@
 """FUSE filesystem that emulates ByteDance's Parker kernfs (/sys/fs/parker) for tests.
 
-Usage: python3 parkerfs.py MOUNTPOINT [--root /] [--boot-delay SECONDS] [--foreground]
-       [--online-cap SECONDS] [--no-boot] [--kexec-record FILE [--log FILE]]
+Usage: python3 parkerfs.py MOUNTPOINT --config /etc/parker-emu/config.json [--foreground]
+         (what parker-emu@<root>.service runs; mount -t parker none ROOT starts it, see boot.py)
+       python3 parkerfs.py MOUNTPOINT [--root /] [--boot-delay SECONDS] [--foreground]
+         [--online-cap SECONDS] [--no-boot] [--kexec-record FILE [--log FILE]]   (standalone)
 
 Emulated: the layout and rules of model.ParkerKernfs (mkdir/rmdir of partitions, id,
 control_structure, cpus, memory, bind, unbind, online, devices/<bdf>/), with the real
 host effects of model.SysfsBackend under --root (CPU offline/online, memory-block
-offline/online, PCI unbind/re-probe, /sys/kernel/kexec_loaded). A write to ``online``
+offline/online, virtio unbind/re-probe, /sys/kernel/kexec_loaded). With --config the
+``memory`` writes are also accounted in whole GiB units of the Parker CMA areas of the
+emulated boot (boot.py), whose sysfs/debugfs counter files this daemon keeps current,
+and the kernfs state is saved after every change so that the next mount reattaches it
+(the daemon exits at umount). A write to ``online``
 blocks in the FUSE handler (threads are enabled, so other files stay readable) until
 the built-in instance simulator reports the instance online, --boot-delay seconds
 after the start, or until --online-cap seconds (default 600) pass (ETIMEDOUT, and the
 emulated parker_mutex stays wedged: later mkdir/rmdir/writes get EDEADLK until the
 instance reports online, where a real kernel would block them forever).
 
-Like the real kernel's spin loop, a blocked ``online`` writer cannot be killed:
-once FUSE has handed the request to this daemon the writer waits for the answer,
-so ``timeout 2 sh -c 'echo 1 > online'`` returns only when the instance comes
-online or --online-cap expires (observed: 600 s with the default cap). Tests that
-provoke a hang should pass a short --online-cap.
+While that writer blocks, reads of ``online`` and ``control_structure`` (of every
+partition: parker_mutex is global) block too, as on a real Boot Kernel; ``id``, ``cpus``,
+``memory``, directory listings and the .emu files do not.
+
+Like the real kernel's spin loop, a blocked ``online`` writer or reader cannot be
+killed: once FUSE has handed the request to this daemon the caller waits for the
+answer (state D in request_wait_answer, even after SIGKILL), so
+``timeout 3 cat online`` returns only when the instance comes online (write
+.emu/<name>/boot from another process) or --online-cap expires (observed: 600 s with
+the default cap). Tests that provoke a hang should pass a short --online-cap or
+release it through .emu.
 
 Emulator-only control files, outside the Parker ABI and hidden from readdir (so
 ``ls /sys/fs/parker`` lists only partitions):
@@ -35,8 +47,8 @@ in network namespace parker-<name> with its ip= address; shutdown stops them aga
 
 Not emulated: a real boot (nothing is kexec'd; the simulator judges the loaded image
 and flips the online flag, and never does so for a partition without memory), the control page
-contents, the single-mount rule, file modes beyond 0444/0200/0644, and the kernel
-oops when the host unbinds a claimed device.
+contents, file modes beyond 0444/0200/0644, and the kernel oops when the host unbinds a
+claimed device. The single mount is mount.parker's check (boot.py), not this daemon's.
 """
 
 import argparse
@@ -54,11 +66,13 @@ except ImportError:  # Debian's python3-fusepy installs the module as "fusepy"
     from fusepy import FUSE, FuseOSError, Operations
 
 try:
-    from .model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from .model import ONLINE_WAIT_CAP, PARTITION_FILES, CmaAreas, FakeBackend, ParkerKernfs, SysfsBackend
     from .instance import InstanceHost, check_boot, network_plan
+    from . import boot as emuboot
 except ImportError:
-    from model import ONLINE_WAIT_CAP, PARTITION_FILES, FakeBackend, ParkerKernfs, SysfsBackend
+    from model import ONLINE_WAIT_CAP, PARTITION_FILES, CmaAreas, FakeBackend, ParkerKernfs, SysfsBackend
     from instance import InstanceHost, check_boot, network_plan
+    import boot as emuboot
 
 MODES = {'id': 0o444, 'control_structure': 0o444, 'cpus': 0o644, 'memory': 0o644,
          'bind': 0o200, 'unbind': 0o200, 'online': 0o644}
@@ -121,9 +135,9 @@ class InstanceSimulator:
         self.model.instance_shutdown(name)
 
 
-def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True, host=None):
+def make_model(backend, delay=3.0, online_cap=ONLINE_WAIT_CAP, boot=True, host=None, cma=None):
     sim = InstanceSimulator(delay, boot, host)
-    model = ParkerKernfs(backend, on_start=sim.on_start, online_wait_cap=online_cap)
+    model = ParkerKernfs(backend, on_start=sim.on_start, online_wait_cap=online_cap, cma=cma)
     sim.model = model
     model.simulator = sim
     return model
@@ -269,6 +283,8 @@ class ParkerFS(Operations):
                     self.model.instance_online(parts[1])
                 elif parts[2] == 'hang':
                     self.model.simulator.hanging.add(parts[1])
+                    if self.model.on_change:
+                        self.model.on_change()  # a later mount keeps the armed hang
                 else:
                     raise FuseOSError(errno.EACCES)
                 return len(data)
@@ -310,13 +326,66 @@ def main(argv=None):
     parser.add_argument('--kexec-record', help='judge starts by what kexec_recorder.py saw loaded, and give '
                         'instances their NICs (netns parker-<name>) and ip= address')
     parser.add_argument('--log', help='append instance boots and failures to this file')
+    parser.add_argument('--config', help='boot.py config file: the CMA areas of the emulated boot, the instance '
+                        'settings, and the kernfs state kept across unmount and mount (what deploy.yml runs)')
     parser.add_argument('--foreground', '-f', action='store_true')
     args = parser.parse_args(argv)
+    if args.config:
+        return run_configured(args)
     backend = FakeBackend() if args.fake_backend else SysfsBackend(args.root)
     host = InstanceHost(args.root, args.kexec_record, args.log) if args.kexec_record else None
     model = make_model(backend, args.boot_delay, args.online_cap, not args.no_boot, host)
-    FUSE(ParkerFS(model), args.mountpoint, foreground=args.foreground, nothreads=False,
-         fsname='parker', allow_other=os.getuid() == 0, direct_io=True)
+    mount(model, args.mountpoint, args.foreground)
+    return 0
+
+
+def mount(model, mountpoint, foreground):
+    FUSE(ParkerFS(model), mountpoint, foreground=foreground, nothreads=False,
+         fsname='parker', subtype='parker', allow_other=os.getuid() == 0, direct_io=True)
+
+
+class Saver:
+    """Writes the kernfs state after every change, so the next mount reattaches it (section 2.3)."""
+
+    def __init__(self, path, model, backend, record):
+        self.path = path
+        self.model = model
+        self.backend = backend
+        self.record = record
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            emuboot.write_json(self.path, {'boot_id': self.record['boot_id'], 'layout': self.record['layout'],
+                                           'model': self.model.state(), 'backend': self.backend.state(),
+                                           'hanging': sorted(self.model.simulator.hanging)})
+
+    def load(self):
+        saved = emuboot.read_json(self.path)
+        if not saved or saved.get('boot_id') != self.record['boot_id'] or saved.get('layout') != self.record['layout']:
+            return False
+        self.model.restore(saved['model'])
+        self.backend.restore(saved.get('backend', {}))
+        self.model.simulator.hanging = set(saved.get('hanging', []))
+        return True
+
+
+def run_configured(args):
+    config = emuboot.load_config(args.config)
+    record = emuboot.boot(config)  # mount.parker has normally booted the emulation already
+    views = emuboot.Views(record['views']['sysfs'], record['views']['debugfs'])
+    cma = CmaAreas(dict((int(n), tuple(a)) for n, a in record['areas'].items()), on_change=views.update)
+    backend = SysfsBackend(config['sysroot'])
+    host = InstanceHost(config['sysroot'], config['kexec_record'], config['log'])
+    model = make_model(backend, float(config['boot_delay']), float(config['online_cap']), True, host, cma)
+    saver = Saver(emuboot.kernfs_path(config), model, backend, record)
+    saver.load()
+    emuboot.write_views(views, model.cma)
+    model.on_change = saver
+    try:
+        mount(model, args.mountpoint, args.foreground)
+    finally:
+        saver()
     return 0
 
 
