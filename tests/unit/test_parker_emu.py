@@ -442,8 +442,10 @@ def virtio_unbound(host, bdf, child):
         path = host.path(base + '/' + kind)
         if os.path.isdir(path):
             for name in os.listdir(path):
-                os.rmdir(os.path.join(path, name))
+                shutil.rmtree(os.path.join(path, name))
                 os.remove(host.path(where + name))
+                if kind == 'block' and os.path.lexists(host.path('/sys/class/block/' + name)):
+                    os.remove(host.path('/sys/class/block/' + name))
 
 
 def test_sysfs_backend(host):
