@@ -40,7 +40,7 @@ echo movable_offline=$(for b in /sys/devices/system/memory/memory3[2-5]; do
 for d in 0000:00:03.0 0000:00:07.0 0000:00:08.0; do
   echo $d=$(basename "$(readlink /sys/bus/pci/devices/$d/driver)" 2>/dev/null); done
 echo links=$(ls /sys/class/net | tr '\n' ' ')
-echo disks=$(ls /sys/block | tr '\n' ' ')
+echo scratch_disks=$(ls /sys/bus/pci/devices/0000:00:03.0/virtio*/block 2>/dev/null | wc -l)
 echo netns=$(ip netns list | cut -d' ' -f1 | sort | tr '\n' ' ')
 echo partitions=$(ls /run/parker | tr '\n' ' ')
 for p in $(ls /run/parker); do echo $p.online=$(cat /run/parker/$p/online); done
@@ -61,7 +61,10 @@ UP = {
     'partitions': 'p1 p2',
     'p1.online': '1', 'p2.online': '1',
     'kexec_loaded': '0',
-    '0000:00:03.0': '',  # the scratch disk has no host driver
+    # Claimed devices keep their host driver's link, as on a real Parker Boot Kernel (issue 15);
+    # their disk and netdevs are gone from the Boot Kernel.
+    '0000:00:03.0': 'virtio-pci', '0000:00:07.0': 'virtio-pci', '0000:00:08.0': 'virtio-pci',
+    'scratch_disks': '0',
     '10.77.0.11': 'answers', '10.77.0.12': 'answers',
 }
 
@@ -71,9 +74,12 @@ def assert_up(state, guest):
     assert not wrong, '%s: not up as expected: %s\n%s' % (guest, wrong, state)
     # Two 128M blocks of node 1 (CPUs 2 and 3 are there) left the Boot Kernel.
     assert state['movable_offline'] == 'memory34 memory35', state
-    # The disk is gone, and the NICs answer inside their Application Kernels, not in the Boot Kernel.
-    assert 'vdb' not in state['disks'].split(), state
+    # The NICs answer inside their Application Kernels, not in the Boot Kernel.
     assert 'fab1' not in state['links'].split() and 'fab2' not in state['links'].split(), state
+
+
+def mounted(guest, fleet_dir):
+    return guest_run(guest, 'mountpoint -q /run/parker && echo yes || echo no', state_dir=fleet_dir)[1].strip()
 
 
 class Fleet:
@@ -129,8 +135,9 @@ class Fleet:
 
 def comparable(facts):
     """The Boot Kernel's resources as the facts describe them, without counters that move on their own."""
-    pci = [dict((k, d.get(k)) for k in ('address', 'driver', 'net', 'block', 'ssh', 'root_fs'))
-           for d in facts['pci']['devices']]
+    # Names may change when a device comes back (a disk returns as vdc): compare how many it has.
+    pci = [dict([(k, d.get(k)) for k in ('address', 'driver', 'ssh', 'root_fs', 'claimed_by')]
+                + [('net', len(d['net'])), ('block', len(d['block']))]) for d in facts['pci']['devices']]
     return {
         'cpus': dict((k, facts['cpus'][k]) for k in ('online', 'offline', 'present')),
         'memory_blocks': [(b['id'], b['state'], b['valid_zones']) for b in facts['memory']['blocks']],
@@ -162,8 +169,10 @@ def test_check_mode_changes_nothing(parker_fleet):
     assert rc == 0, output[-6000:]
     assert sorted(hosts) == sorted(parker_fleet.names)
     assert parker_fleet.views() == parker_fleet.baseline
-    # ...and it predicted the work: the module reported both partitions as changes.
+    # ...and it predicted the work: the module reported both partitions as changes, and the mount.
     assert output.count('would create: cpus=2 memory=128M') >= len(parker_fleet.names), output[-6000:]
+    assert 'would mount /run/parker' in output, output[-6000:]
+    assert all(mounted(g, parker_fleet.dir) == 'no' for g in parker_fleet.guests)
 
 
 def test_bringup_takes_the_resources_and_each_kernel_answers(parker_fleet):
@@ -173,6 +182,14 @@ def test_bringup_takes_the_resources_and_each_kernel_answers(parker_fleet):
         assert_up(state, name)
     assert all(h['failed'] == 0 and h['changed'] > 0 for h in hosts.values()), hosts
     parker_fleet.first_bringup_seconds = seconds
+    # The run mounted the kernfs, and the facts say who holds each claimed device, whose driver link stays.
+    assert all(mounted(g, parker_fleet.dir) == 'yes' for g in parker_fleet.guests)
+    for name, facts in parker_fleet.facts('up').items():
+        devices = dict((d['address'], d) for d in facts['pci']['devices'])
+        claims = dict((a, (devices[a]['claimed_by'], devices[a]['driver']))
+                      for a in ('0000:00:03.0', '0000:00:07.0', '0000:00:08.0'))
+        assert claims == {'0000:00:03.0': ('p1', 'virtio-pci'), '0000:00:07.0': ('p1', 'virtio-pci'),
+                          '0000:00:08.0': ('p2', 'virtio-pci')}, (name, claims)
 
 
 def test_second_run_changes_nothing(parker_fleet):
@@ -228,9 +245,9 @@ def test_a_killed_run_converges(parker_fleet):
 
 def test_a_guest_reset_mid_run_converges(parker_fleet):
     """Fault matrix (docs/reliability.md): QMP system_reset of one guest while its module writes the kernfs.
-    The guest reboots with everything back in its Boot Kernel, as a Parker Boot Kernel would (the kernfs is
-    empty after a boot, so the emulation is deployed again); the other guests finish; the next run converges
-    everywhere and teardown hands everything back."""
+    The guest reboots with everything back in its Boot Kernel and the kernfs unmounted, as a Parker Boot Kernel
+    would (the emulation's boot service lays its CMA areas out again); the other guests finish; the next run
+    converges everywhere and teardown hands everything back."""
     victim = parker_fleet.guests[0]
     proc, log = parker_fleet.bringup_in_background('reset.log')
     rc, seen = guest_run(victim, 'for i in $(seq 3000); do [ -n "$(ls /run/parker 2>/dev/null)" ] && echo seen && '
@@ -243,8 +260,9 @@ def test_a_guest_reset_mid_run_converges(parker_fleet):
     assert wait_for_ssh(victim, parker_fleet.dir, timeout=400), 'the reset guest did not come back'
     hosts = recap(open(log).read())
     assert hosts[victim['name']].get('unreachable', 0) + hosts[victim['name']].get('failed', 0) > 0, hosts
-    rc, output, _hosts, _s = parker_fleet.play(DEPLOY, '-l', victim['name'])
-    assert rc == 0, output[-4000:]
+    # As on a Parker Boot Kernel after a boot: everything is back, and the kernfs is there but not mounted.
+    assert view(victim, parker_fleet.dir) == parker_fleet.baseline[victim['name']]
+    assert mounted(victim, parker_fleet.dir) == 'no'
     converges_and_tears_down(parker_fleet, 'the reset')
 
 
@@ -315,6 +333,43 @@ def test_a_failed_host_halts_the_rollout(parker_fleet):
     after = parker_fleet.facts('after')
     for name in parker_fleet.names:
         assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
+
+
+def test_parker_cma_areas_as_the_kernel_laid_them_out(parker_fleet):
+    """issue 15: parker_cma=1G on two nodes whose node 0 has no free GiB lands whole on node 1, and a partition
+    there comes up; parker_cma=2G with node 0 failing leaves node 0 without an area, and a partition whose first
+    CPU is on node 0 is refused before any write, naming the failed reservation. The layouts are emulated
+    boots (tests/parker_emu/boot.py): the kernel log lines and /sys/kernel/mm/cma are what the facts read."""
+    whole, failed = parker_fleet.guests[0], parker_fleet.guests[1]
+    layouts = ((whole, {'parker_emu_cma': '1G', 'parker_emu_cma_failed_nodes': [0]}),
+               (failed, {'parker_emu_cma': '2G', 'parker_emu_cma_failed_nodes': [0]}))
+    default = {'parker_emu_cma': '4G', 'parker_emu_cma_failed_nodes': []}
+    partitions = parker_fleet.vars['parker_partitions']
+    try:
+        for guest, layout in layouts:
+            rc, output, _h, _s = parker_fleet.play(DEPLOY, '-l', guest['name'], '-e', json.dumps(layout))
+            assert rc == 0, output[-4000:]
+        parker_fleet.host_vars(whole['name'], {'parker_partitions': partitions[:1]})
+        parker_fleet.host_vars(failed['name'], {'parker_partitions': [dict(partitions[0], cpus='1')]})
+        rc, output, hosts, _s = parker_fleet.play(BRINGUP, '-l', '%s,%s' % (whole['name'], failed['name']))
+        facts = parker_fleet.facts('cma')
+        states = parker_fleet.views()
+    finally:
+        parker_fleet.host_vars(whole['name'], None)
+        parker_fleet.host_vars(failed['name'], None)
+    assert hosts[whole['name']]['failed'] == 0 and hosts[failed['name']]['failed'] == 1, (hosts, output[-6000:])
+    assert states[whole['name']]['p1.online'] == '1' and states[whole['name']]['10.77.0.11'] == 'answers'
+    assert 'node 0 has no Parker CMA area: its reservation failed at boot' in output, output[-6000:]
+    assert states[failed['name']] == parker_fleet.baseline[failed['name']], 'the refused host was changed'
+    areas = dict((name, sorted((a['node'], a['size']) for a in facts[name]['parker']['cma']['areas']))
+                 for name in (whole['name'], failed['name']))
+    assert areas == {whole['name']: [(1, 1 << 30)], failed['name']: [(1, 1 << 30)]}, areas
+    assert facts[failed['name']]['parker']['cma']['failed_nodes'] == [0], facts[failed['name']]['parker']['cma']
+    parker_fleet.teardown()
+    for guest, _layout in layouts:
+        rc, output, _h, _s = parker_fleet.play(DEPLOY, '-l', guest['name'], '-e', json.dumps(default))
+        assert rc == 0, output[-4000:]
+    assert parker_fleet.views() == parker_fleet.baseline
 
 
 def test_a_start_that_never_comes_online_ends_at_its_timeout(parker_fleet):
