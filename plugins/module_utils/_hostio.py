@@ -82,6 +82,10 @@ def _netlink_addresses():
         sock.close()
 
 
+_COMMON_NODES = ('/dev/null', '/dev/zero', '/dev/pts/', '/dev/tty', '/dev/random', '/dev/urandom', '/dev/ptmx',
+                 '/dev/console', '/dev/kmsg', '/dev/fuse', '/dev/shm/', '/dev/mqueue/', '/dev/hugepages/')
+
+
 class HostIO:
     """Read-only view of a host's /sys, /proc, /boot and /run, rooted at ``root``."""
 
@@ -179,8 +183,8 @@ class HostIO:
         return resolved
 
     def open_device_files(self):
-        """(pid, comm, key) for every device node a process holds open; key is "major:minor" on a live
-        host, the node's name in a fake tree (its fd links point at /dev paths that do not exist there)."""
+        """(pid, comm, key) for every device node a process holds open; key is "b:major:minor" or "c:major:minor"
+        on a live host, the node's name in a fake tree (its fd links point at /dev paths that do not exist there)."""
         own = os.getpid()
         for pid in self.listdir('/proc'):
             if not pid.isdigit() or int(pid) == own:
@@ -197,7 +201,8 @@ class HostIO:
                     target = os.readlink(link)
                 except (IOError, OSError):
                     continue
-                if not target.startswith('/dev/'):
+                # Terminals and the null/random nodes every process holds are never a PCI device's.
+                if not target.startswith('/dev/') or target.startswith(_COMMON_NODES):
                     continue
                 key = os.path.basename(target)
                 if self.root == '/':
@@ -207,7 +212,9 @@ class HostIO:
                         continue
                     if not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
                         continue
-                    key = '%d:%d' % (os.major(st.st_rdev), os.minor(st.st_rdev))
+                    # Block and character numbers are separate spaces: dm's block major is a dynamic char major too.
+                    key = '%s:%d:%d' % ('b' if stat.S_ISBLK(st.st_mode) else 'c', os.major(st.st_rdev),
+                                        os.minor(st.st_rdev))
                 if comm is None:
                     comm = self.read('/proc/%s/comm' % pid, '?')
                 yield int(pid), comm, key
@@ -216,6 +223,9 @@ class HostIO:
         """True when an O_EXCL open of block device ``rel`` fails with EBUSY (mounted, swap, a holder, or a
         kernel user such as a multi-device filesystem); None when it cannot be told. Read-only, closed at once."""
         path = self.path(rel)
+        state = self.read('/sys/class/block/%s/device/state' % os.path.basename(rel))
+        if state not in (None, 'running', 'live'):
+            return None   # a path that is down or resetting would block the open
         try:
             if not stat.S_ISBLK(os.stat(path).st_mode):
                 return None
@@ -226,14 +236,15 @@ class HostIO:
         return False
 
     def interface_addresses(self):
-        """[{'index', 'address', 'prefix', 'scope'}] of every IPv4/IPv6 address (rtnetlink RTM_GETADDR).
+        """[{'index', 'address', 'prefix', 'scope'}] of every IPv4/IPv6 address (rtnetlink RTM_GETADDR), None when
+        they cannot be read.
         /proc shows no IPv4 addresses; a fake tree provides them as JSON at /.fake/addresses.json."""
         if self.root != '/':
             return self.load_json('/.fake/addresses.json', [])
         try:
             return _netlink_addresses()
         except (IOError, OSError, socket.error, struct.error, ValueError):
-            return []
+            return None   # unknown: the caller must not read it as "no addresses"
 
     def load_json(self, rel, default):
         try:
@@ -390,11 +401,16 @@ class Transaction:
     def _replace_file(self, rel, text, mode, dir_mode):
         """Write ``text`` beside ``rel`` and rename it into place, so readers never see half a file."""
         path = self.io.path(rel)
+        tmp = path + '.parker-kernel.tmp'
         try:
             directory = os.path.dirname(path)
             if not os.path.isdir(directory):
                 os.makedirs(directory, dir_mode)
-            tmp = path + '.parker-kernel.tmp'
+            if mode is None:
+                try:
+                    mode = os.stat(path).st_mode & 0o7777
+                except OSError:
+                    mode = 0o644
             with open(tmp, 'w') as handle:
                 handle.write(text)
                 handle.flush()
@@ -405,9 +421,14 @@ class Transaction:
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:   # some filesystems cannot fsync a directory; the rename is done
+                    raise
             finally:
                 os.close(dir_fd)
         except OSError as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
             raise ApplyError('write %s' % rel, exc.errno, exc.strerror)
 
     def save_json(self, rel, data, undo=False):
@@ -434,8 +455,9 @@ class Transaction:
         """Replace a regular file; undo restores ``undo_text`` or removes it."""
         self.actions.append('write file %s' % rel)
         if not self.check_mode:
-            self._replace_file(rel, text, mode, 0o755)
+            # Recorded first: a failure after the rename (the directory fsync) is still undone.
             self._undo.append(('file', rel, undo_text))
+            self._replace_file(rel, text, mode, 0o755)
 
     def rollback(self):
         """Undo completed operations in reverse order; return what could not be undone."""
@@ -461,7 +483,7 @@ class Transaction:
 
     def _restore_file(self, rel, text):
         if text is not None:
-            self._replace_file(rel, text, 0o644, 0o755)
+            self._replace_file(rel, text, None, 0o755)   # keeps the file's own mode
             return
         try:
             os.remove(self.io.path(rel))

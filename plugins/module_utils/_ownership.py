@@ -18,6 +18,7 @@ turns those into the refusal every module that takes a device uses.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import binascii
 import re
 import socket
 import struct
@@ -41,7 +42,8 @@ def _bdf_in_path(path):
 # -- Routes and the SSH path ---------------------------------------------------
 
 def _hex_ipv4(value):
-    return socket.inet_ntoa(struct.pack('<I', int(value, 16)))
+    # /proc/net/route prints addresses in host byte order.
+    return socket.inet_ntoa(struct.pack('=I', int(value, 16)))
 
 
 def _ipv4_routes(io):
@@ -84,7 +86,7 @@ def _route_iface(io, address):
                 best = (bits, route['iface'])
     else:
         try:
-            addr = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), 'big')
+            addr = int(binascii.hexlify(socket.inet_pton(socket.AF_INET6, address)), 16)
         except (OSError, socket.error, ValueError, AttributeError):
             return None
         for route in _ipv6_routes(io):
@@ -140,6 +142,11 @@ def _stacked(io, iface, seen=None):
 
 # -- Storage: mounts, swap, holders, open files --------------------------------
 
+def _unescape(text):
+    """mountinfo and /proc/swaps write space, tab, newline and backslash as octal escapes."""
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), text)
+
+
 def _mounts_by_device(io):
     """{block device name: [mount points]} from mountinfo, by major:minor and by source."""
     by_majmin, by_name = {}, {}
@@ -147,7 +154,7 @@ def _mounts_by_device(io):
         fields = line.split()
         if len(fields) < 5 or '-' not in fields:
             continue
-        point = fields[4].replace('\\040', ' ')
+        point = _unescape(fields[4])
         by_majmin.setdefault(fields[2], []).append(point)
         tail = fields[fields.index('-') + 1:]
         # btrfs and friends show an anonymous 0:N; their source names the device.
@@ -162,7 +169,7 @@ def _swap_devices(io):
     for line in (io.read('/proc/swaps', '') or '').splitlines()[1:]:
         fields = line.split()
         if len(fields) >= 2 and fields[1] == 'partition':
-            names.add(io.realpath(fields[0]).rsplit('/', 1)[-1])
+            names.add(io.realpath(_unescape(fields[0])).rsplit('/', 1)[-1])
     return names
 
 
@@ -191,7 +198,7 @@ class _Storage(object):
         self.swaps = _swap_devices(io)
         self.opens = opens
 
-    def node_reasons(self, name, seen=None):
+    def node_reasons(self, name, seen=None, probe=True):
         """Why block device ``name`` (a disk, a partition or a holder above them) is in use."""
         seen = set() if seen is None else seen
         if name in seen:
@@ -202,28 +209,32 @@ class _Storage(object):
         reasons = []
         points = self.mounts_majmin.get(majmin, []) + [p for p in self.mounts_name.get(name, [])
                                                        if p not in self.mounts_majmin.get(majmin, [])]
-        for point in points:
-            reasons.append('/dev/%s is mounted at %s' % (name, point))
+        points = sorted(set(points))
+        if points:
+            # Container runtimes bind-mount one device many times: name a few.
+            shown = ', '.join(points[:3]) + (' and %d more' % (len(points) - 3) if len(points) > 3 else '')
+            reasons.append('/dev/%s is mounted at %s' % (name, shown))
         if name in self.swaps:
             reasons.append('/dev/%s is active swap' % name)
-        for pid, comm in self.opens.get(majmin, []) + self.opens.get(name, []):
+        for pid, comm in self.opens.get('b:%s' % majmin, []) + self.opens.get(name, []):
             reasons.append('/dev/%s is open by pid %d (%s)' % (name, pid, comm))
         for holder in io.listdir(base + '/holders'):
             label = _holder_label(io, holder)
             above = self.node_reasons(holder, seen)
             reasons.append('/dev/%s is held by %s%s' % (name, label, ', where ' + '; '.join(above) if above else ''))
-        if not reasons and io.exclusive_open_busy('/dev/' + name):
+        if not reasons and probe and io.exclusive_open_busy('/dev/' + name):
             reasons.append('/dev/%s is busy: an exclusive open fails with EBUSY (a kernel user holds it)' % name)
         return reasons
 
     def disk_reasons(self, disk):
-        """The disk and each of its partitions."""
-        names = [disk] + [n for n in self.io.listdir('/sys/block/' + disk)
-                          if n.startswith(disk) and self.io.exists('/sys/block/%s/%s/partition' % (disk, n))]
+        """Each partition of the disk, then the disk itself; the whole disk's exclusive-open probe runs only
+        when no partition explains its use (a mounted partition makes it busy too)."""
+        parts = [n for n in self.io.listdir('/sys/block/' + disk)
+                 if n.startswith(disk) and self.io.exists('/sys/block/%s/%s/partition' % (disk, n))]
         reasons = []
-        for name in names:
+        for name in parts:
             reasons.extend(self.node_reasons(name))
-        return reasons
+        return self.node_reasons(disk, probe=not reasons) + reasons
 
 
 def _open_devices(io):
@@ -239,9 +250,13 @@ def _open_devices(io):
 # -- Network: addresses, routes, masters ---------------------------------------
 
 def _addresses_by_iface(io):
+    """{iface: ['addr/prefix']} without link and host scope; None when the kernel's addresses cannot be read."""
     names = dict((io.read('/sys/class/net/%s/ifindex' % n), n) for n in io.listdir('/sys/class/net'))
     by_iface = {}
-    for addr in io.interface_addresses():
+    addresses = io.interface_addresses()
+    if addresses is None:
+        return None
+    for addr in addresses:
         if addr['scope'] in (SCOPE_LINK, SCOPE_HOST):
             continue
         name = names.get(str(addr['index']))
@@ -273,7 +288,9 @@ def _nic_reasons(io, iface, addresses, routes):
     for dev in _stacked(io, iface):
         flags = io.read_int('/sys/class/net/%s/flags' % dev, default=0, base=16)
         via = '' if dev == iface else ' (stacked on %s)' % iface
-        if flags & IFF_UP and addresses.get(dev):
+        if flags & IFF_UP and addresses is None:
+            reasons.append('%s%s is up and its addresses could not be read (rtnetlink failed)' % (dev, via))
+        elif flags & IFF_UP and addresses.get(dev):
             reasons.append('%s%s is up with address %s' % (dev, via, ', '.join(addresses[dev])))
         if routes.get(dev):
             reasons.append('%s%s carries routes to %s' % (dev, via, ', '.join(sorted(set(routes[dev])))))
@@ -311,9 +328,9 @@ def _char_opens_by_bdf(io, opens):
     """Character devices of a PCI device held open (a DRM card with clients, a UIO or misc node)."""
     found = {}
     for key, users in opens.items():
-        if ':' not in key:
+        if not key.startswith('c:'):
             continue
-        real = io.realpath('/sys/dev/char/' + key)
+        real = io.realpath('/sys/dev/char/' + key[2:])
         bdf = _bdf_in_path(real) if real.startswith('/sys/devices/') else None
         if bdf:
             node = real.rsplit('/', 1)[-1]

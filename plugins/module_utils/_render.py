@@ -46,8 +46,8 @@ SYSTEM_WIDE = {
 
 
 # The kernel keeps at most COMMAND_LINE_SIZE - 1 bytes of its line and drops the rest without a word.
-COMMAND_LINE_SIZE = {'x86_64': 2048, 'i686': 2048, 'aarch64': 2048, 'ppc64le': 2048, 's390x': 4096,
-                     'riscv64': 1024}
+COMMAND_LINE_SIZE = {'x86_64': 2048, 'i686': 2048, 'aarch64': 2048, 'armv7l': 1024, 'ppc64le': 2048,
+                     's390x': 4096, 'riscv64': 1024}
 DEFAULT_COMMAND_LINE_SIZE = 2048
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
@@ -58,8 +58,9 @@ class RenderError(ValueError):
 
 def check_no_control(what, text):
     """A newline or another control character would silently become a separator or cut the line."""
-    if _CONTROL.search(str(text)):
-        raise RenderError('%s %r holds a newline or another control character' % (what, str(text)))
+    text = text if isinstance(text, type(u'')) else '%s' % (text,)   # unicode on Python 2: never str() it
+    if _CONTROL.search(text):
+        raise RenderError('%s %r holds a newline or another control character' % (what, text))
 
 
 def check_tokens(tokens, machine=None, what='command line', trusted=()):
@@ -71,7 +72,7 @@ def check_tokens(tokens, machine=None, what='command line', trusted=()):
     for token in tokens:
         if token in trusted:
             continue
-        name, sep, value = str(token).partition('=')
+        name, sep, value = ('%s' % (token,)).partition('=')
         try:
             check_no_control('token', token)
             if not _NAME.match(name):
@@ -81,7 +82,7 @@ def check_tokens(tokens, machine=None, what='command line', trusted=()):
         except RenderError as exc:
             problems.append(str(exc))
     limit = COMMAND_LINE_SIZE.get(machine, DEFAULT_COMMAND_LINE_SIZE)
-    length = len(' '.join(str(t) for t in tokens).encode('utf-8'))
+    length = len(u' '.join(u'%s' % (t,) for t in tokens).encode('utf-8'))
     if length > limit - 1:
         problems.append('the %s is %d bytes; the kernel keeps only %d on %s (COMMAND_LINE_SIZE %d) and would '
                         'drop the rest' % (what, length, limit - 1, machine or 'this architecture', limit))

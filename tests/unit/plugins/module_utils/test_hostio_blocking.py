@@ -79,3 +79,17 @@ def test_the_module_process_ends_and_lets_go_of_its_output_while_the_writer_stay
         assert all(os.getsid(pid) == pid for pid in writers), 'the writer should lead its own session'
     finally:
         _kill_writers_of(tmp_path / 'online')
+
+
+def test_a_rollback_restores_a_file_with_its_own_mode(tmp_path):
+    import os
+    from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO, Transaction
+    path = tmp_path / 'etc' / 'secret.cfg'
+    path.parent.mkdir()
+    path.write_text('old\n')
+    os.chmod(str(path), 0o600)
+    txn = Transaction(HostIO(str(tmp_path)))
+    txn.write_file('/etc/secret.cfg', 'new\n', undo_text='old\n', mode=0o600)
+    assert txn.rollback() == []
+    assert path.read_text() == 'old\n' and os.stat(str(path)).st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(str(path.parent))) == ['secret.cfg']

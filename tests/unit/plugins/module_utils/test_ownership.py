@@ -101,3 +101,26 @@ def test_takeover_problems_lists_lockout_flags_then_users():
     assert problems[0].startswith('0000:00:03.0 (vdb) holds the root filesystem')
     assert problems[1].startswith('0000:00:03.0 (vdb): /dev/vdb1 is mounted at /;')
     assert _ownership.takeover_problems(dev, force=True) == []
+
+
+def test_many_bind_mounts_of_one_device_are_named_briefly_and_unescaped(host):
+    part = host.partition('vdb', 1)
+    for point in ('/var/lib/kubelet/a', '/var/lib/kubelet/b', '/srv/with\\040space', '/x', '/y'):
+        host.mount(part, point)
+    assert in_use(host, DISK) == ['/dev/vdb1 is mounted at /srv/with space, /var/lib/kubelet/a, '
+                                  '/var/lib/kubelet/b and 2 more']
+
+
+def test_unreadable_addresses_make_an_up_nic_in_use(host, monkeypatch):
+    # Fail closed: without rtnetlink an up NIC may carry an address no /proc file shows.
+    monkeypatch.setattr(HostIO, 'interface_addresses', lambda self: None)
+    assert in_use(host, NIC) == ['eth1 is up and its addresses could not be read (rtnetlink failed)']
+
+
+def test_block_and_character_numbers_do_not_collide(host, monkeypatch):
+    # dm's block major 253 is also a dynamic char major: an open char 253:0 is not /dev/vdb's holder.
+    majmin = host.read('/sys/class/block/vdb/dev')
+    monkeypatch.setattr(HostIO, 'open_device_files', lambda self: iter([(7, 'ptp4l', 'c:' + majmin)]))
+    assert in_use(host, DISK) == []
+    monkeypatch.setattr(HostIO, 'open_device_files', lambda self: iter([(7, 'dd', 'b:' + majmin)]))
+    assert in_use(host, DISK) == ['/dev/vdb is open by pid 7 (dd)']
