@@ -14,3 +14,11 @@ def fleet():
             pytest.fail(message)
         pytest.skip(message)
     return state
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keeps each phase's report on the test item, so a fixture can tell whether its test failed.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, 'report_' + report.when, report)

@@ -39,7 +39,8 @@ echo movable_offline=$(for b in /sys/devices/system/memory/memory3[2-5]; do
   [ "$(cat $b/state)" = offline ] && basename $b; done | tr '\n' ' ')
 for d in 0000:00:03.0 0000:00:07.0 0000:00:08.0; do
   echo $d=$(basename "$(readlink /sys/bus/pci/devices/$d/driver)" 2>/dev/null); done
-echo links=$(ls /sys/class/net | tr '\n' ' ')
+# Interfaces only: bonding_masters is a file there while the bonding module is loaded.
+echo links=$(for l in /sys/class/net/*; do [ -L "$l" ] && basename "$l"; done | tr '\n' ' ')
 echo scratch_disks=$(ls /sys/bus/pci/devices/0000:00:03.0/virtio*/block 2>/dev/null | wc -l)
 echo netns=$(ip netns list | cut -d' ' -f1 | sort | tr '\n' ' ')
 echo partitions=$(ls /run/parker | tr '\n' ' ')
@@ -142,7 +143,26 @@ class Fleet:
         with open(log, 'w') as handle:
             proc = subprocess.Popen(argv, env=ansible_env(self.dir), stdout=handle, stderr=subprocess.STDOUT,
                                     start_new_session=True)
+        self.background = proc
         return proc, log
+
+    def restore(self):
+        """After a failed test: back to the baseline as far as the collection and the emulation can take it,
+        so the next test starts where it expects and one failure is reported once."""
+        proc = getattr(self, 'background', None)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for host in self.names:
+            self.host_vars(host, None)
+        for guest in self.guests:
+            wait_for_ssh(guest, self.dir, timeout=300)
+            guest_run(guest, "pkill -KILL -f '[A]nsiballZ_'; umount /mnt/x 2>/dev/null; " + SCRATCH +
+                      'wipefs -q -a /dev/$d 2>/dev/null; true', state_dir=self.dir)
+        self.play(TEARDOWN)
+        for guest in self.guests:
+            guest_run(guest, '[ ! -e {c}.fleet-test ] || {{ mv {c}.fleet-test {c} && {b} umount && {b} reboot; }}'
+                      .format(c=EMU_CONFIG, b=EMU_BOOT), state_dir=self.dir)
 
     def teardown(self):
         rc, output, hosts, _s = self.play(TEARDOWN)
@@ -179,6 +199,14 @@ def parker_fleet(fleet, tmp_path_factory):
     for name, state in env.baseline.items():
         assert state['cpus_online'] == '0-3' and state['partitions'] == '' and 'fab1' in state['links'], (name, state)
     return env
+
+
+@pytest.fixture(autouse=True)
+def baseline_again_after_a_failure(request, parker_fleet):
+    yield
+    report = getattr(request.node, 'report_call', None)
+    if report is not None and report.failed:
+        parker_fleet.restore()
 
 
 def test_check_mode_changes_nothing(parker_fleet):
