@@ -85,14 +85,16 @@ EMU_BOOT = 'python3 /opt/parker-emu/boot.py --config %s ' % EMU_CONFIG
 
 def emulated_boot(guest, fleet_dir, layout):
     """A new emulated Boot Kernel boot with another CMA layout (keys of the emulation's config), or back to the
-    deployed one (None): what a reboot with another parker_cma= would do, without the minutes a deploy takes."""
+    deployed one (None; nothing to do when no test changed it): what a reboot with another parker_cma= would do,
+    without the minutes a deploy takes."""
+    boot = '%s umount && %s reboot' % (EMU_BOOT, EMU_BOOT)
     if layout is None:
-        change = 'mv %s.fleet-test %s' % (EMU_CONFIG, EMU_CONFIG)
+        command = '[ ! -e {c}.fleet-test ] || {{ mv {c}.fleet-test {c} && {b}; }}'.format(c=EMU_CONFIG, b=boot)
     else:
-        change = ('cp -n {c} {c}.fleet-test && python3 -c "import json, sys; c = json.load(open(sys.argv[1])); '
-                  'c.update(json.loads(sys.argv[2])); open(sys.argv[1], \'w\').write(json.dumps(c))" {c} \'{j}\''
-                  .format(c=EMU_CONFIG, j=json.dumps(layout)))
-    rc, out = guest_run(guest, '%s && %s umount && %s reboot' % (change, EMU_BOOT, EMU_BOOT), state_dir=fleet_dir)
+        command = ('cp -n {c} {c}.fleet-test && python3 -c "import json, sys; c = json.load(open(sys.argv[1])); '
+                   'c.update(json.loads(sys.argv[2])); open(sys.argv[1], \'w\').write(json.dumps(c))" {c} \'{j}\' '
+                   '&& {b}'.format(c=EMU_CONFIG, j=json.dumps(layout), b=boot))
+    rc, out = guest_run(guest, command, state_dir=fleet_dir)
     assert rc == 0, out
 
 
@@ -157,12 +159,10 @@ class Fleet:
             self.host_vars(host, None)
         for guest in self.guests:
             wait_for_ssh(guest, self.dir, timeout=300)
-            guest_run(guest, "pkill -KILL -f '[A]nsiballZ_'; umount /mnt/x 2>/dev/null; " + SCRATCH +
-                      'wipefs -q -a /dev/$d 2>/dev/null; true', state_dir=self.dir)
+            guest_run(guest, "pkill -KILL -f '[A]nsiballZ_'; " + UNMOUNT_SCRATCH, state_dir=self.dir)
         self.play(TEARDOWN)
         for guest in self.guests:
-            guest_run(guest, '[ ! -e {c}.fleet-test ] || {{ mv {c}.fleet-test {c} && {b} umount && {b} reboot; }}'
-                      .format(c=EMU_CONFIG, b=EMU_BOOT), state_dir=self.dir)
+            emulated_boot(guest, self.dir, None)
 
     def teardown(self):
         rc, output, hosts, _s = self.play(TEARDOWN)
@@ -320,6 +320,7 @@ def bad_spec(fleet_vars):
 
 SCRATCH = 'd=$(ls /sys/bus/pci/devices/0000:00:03.0/virtio*/block); '
 MOUNT_SCRATCH = SCRATCH + 'mkfs.ext4 -q -F /dev/$d && mkdir -p /mnt/x && mount /dev/$d /mnt/x && echo data > /mnt/x/file'
+UNMOUNT_SCRATCH = 'umount /mnt/x 2>/dev/null; ' + SCRATCH + 'wipefs -q -a /dev/$d'
 
 
 def test_a_host_with_a_bad_spec_fails_alone_with_zero_writes(parker_fleet):
@@ -334,7 +335,7 @@ def test_a_host_with_a_bad_spec_fails_alone_with_zero_writes(parker_fleet):
         _rc, still = guest_run(busy, 'cat /mnt/x/file', state_dir=parker_fleet.dir)
     finally:
         parker_fleet.host_vars(bad, None)
-        guest_run(busy, 'umount /mnt/x; ' + SCRATCH + 'wipefs -q -a /dev/$d', state_dir=parker_fleet.dir)
+        guest_run(busy, UNMOUNT_SCRATCH, state_dir=parker_fleet.dir)
     assert rc != 0
     assert hosts[bad]['failed'] == 1 and hosts[busy['name']]['failed'] == 1, hosts
     assert 'carries the SSH connection' in output and 'partitions held now' in output, output[-6000:]
