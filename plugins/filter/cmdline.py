@@ -12,13 +12,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.parker.kernel.plugins.module_utils import _render
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import merge_tokens
 
-try:
-    import netaddr
-    HAS_NETADDR = True
-except ImportError:
-    HAS_NETADDR = False
-
-
 def _wrap(function):
     def run(*args, **kwargs):
         try:
@@ -57,20 +50,7 @@ def cmdline_isolation(partition_cpus, possible, flags=('nohz_full', 'rcu_nocbs',
 
 def cmdline_ip(spec):
     """{address: 192.0.2.10/24, gateway, hostname, iface} -> ip=addr::gw:netmask:host:iface:off value."""
-    if not HAS_NETADDR:
-        raise _render.RenderError('the ip= renderer needs the netaddr Python library on the controller')
-    try:
-        interface = netaddr.IPNetwork(spec['address'])
-        gateway = netaddr.IPAddress(spec['gateway']) if spec.get('gateway') else ''
-    except (KeyError, netaddr.AddrFormatError, ValueError, TypeError) as exc:
-        raise _render.RenderError('ip: %s' % exc)
-    if interface.version != 4:
-        raise _render.RenderError('ip: the kernel ip= parameter takes IPv4 addresses only')
-    for key in ('hostname', 'iface'):
-        if spec.get(key):
-            _render._check_value(key, spec[key])
-    return '%s::%s:%s:%s:%s:off' % (interface.ip, gateway, interface.netmask, spec.get('hostname', ''),
-                                    spec.get('iface', ''))
+    return _render.ip_value(spec)
 
 
 def cmdline_app_kernel(partition, console=None, root=None, ip=None, extra=()):

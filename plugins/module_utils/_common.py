@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO, Transaction, ApplyError
+from ansible_collections.parker.kernel.plugins.module_utils._state import PARKER_ROOT
 
 
 # What to do next, by the errno the kernel gave.
@@ -33,7 +34,7 @@ ERRNO_HINTS = {
 # Options of the parker.kernel.attributes.SAFETY doc fragment, for every module that extends it.
 SAFETY_ARGUMENT_SPEC = dict(
     force=dict(type='bool', default=False),
-    parker_root=dict(type='path', default='/sys/fs/parker'),
+    parker_root=dict(type='path', default=PARKER_ROOT),
 )
 
 
@@ -88,6 +89,8 @@ def execute(module, operation, root='/'):
             undone = 'every earlier change' if not failures else 'partly, FAILED for: ' + '; '.join(failures)
             module.fail_json(msg='%s; rolled back %s' % (exc.msg, undone),
                              changed=bool(failures), actions=txn.actions, rollback_failures=failures)
+        if txn.committed:   # units of work done before the refusal stay (a started partition cannot be undone)
+            module.fail_json(msg=exc.msg, changed=True, actions=txn.actions, **exc.details)
         module.fail_json(msg=exc.msg, changed=False, writes=0, **exc.details)
     except ApplyError as exc:
         had_undo = txn.has_undo()
@@ -100,7 +103,7 @@ def execute(module, operation, root='/'):
         if hint:
             msg += '. Hint: ' + hint
         # left_in_place: the operation chose not to undo (a start that timed out): the host did change.
-        module.fail_json(msg=msg, changed=bool(failures) or getattr(exc, 'left_in_place', False),
+        module.fail_json(msg=msg, changed=bool(failures) or getattr(exc, 'left_in_place', False) or txn.committed,
                          errno=exc.errno, errno_name=exc.errno_name,
                          actions=txn.actions, rollback_failures=failures)
     result.setdefault('changed', txn.changed)

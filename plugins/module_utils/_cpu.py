@@ -6,7 +6,7 @@
 # This module util is PRIVATE to the parker.kernel collection.
 # It can have breaking changes at any time.
 
-"""CPU hotplug: plan (pure), apply and verify for parker.kernel.cpu_offline."""
+"""CPU hotplug for parker.kernel.cpu_offline: a pure plan of steps, applied and read back by _steps."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -15,8 +15,7 @@ import errno
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
-from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils import _facts
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _state, _steps
 
 
 def plan_cpu_change(facts, claimed, request):
@@ -76,32 +75,32 @@ def plan_cpu_change(facts, claimed, request):
     return targets, to_change, after
 
 
+def cpu_steps(cpus, state):
+    """Steps writing cpuN/online for each CPU, each read back and undone on a later failure (pure)."""
+    value, undo = ('0', '1') if state == 'offline' else ('1', '0')
+    return [_steps.write('%s/cpu%d/online' % (_facts.CPU_ROOT, cpu), value, undo=undo, expect=True,
+                         retry=(errno.EBUSY, errno.EAGAIN), retry_timeout=5.0) for cpu in sorted(cpus)]
+
+
+def plan_cpu_offline(facts, claimed, request, topology):
+    """The steps of a cpu_offline request (pure): the topology of CPUs going offline saved first (the kernel
+    drops their topology directory), then one write per CPU. Returns (targets, to_change, after, steps)."""
+    targets, to_change, after = plan_cpu_change(facts, claimed, request)
+    steps = []
+    if to_change and request['state'] == 'offline':
+        cache = _state.refreshed_topology(topology, facts['list'], to_change)
+        if cache is not None:
+            steps.append(_steps.save(_state.CPU_TOPOLOGY, cache))
+    return targets, to_change, after, steps + cpu_steps(to_change, request['state'])
+
+
 def run_cpu_offline(params, io, txn):
     facts = _facts.cpu_facts(io)
     claimed, _devices = _facts.parker_claims(io, params['parker_root'])
-    targets, to_change, after = plan_cpu_change(facts, claimed, params)
-    offline_state = params['state'] == 'offline'
-
-    if to_change and offline_state:
-        # The topology directory vanishes with the CPU: keep it for the facts module.
-        cache = io.load_json(_facts.TOPOLOGY_CACHE, {})
-        for cpu in facts['list']:
-            if cpu['id'] in to_change and cpu['topology_source'] == 'sysfs':
-                cache[str(cpu['id'])] = dict((k, cpu[k]) for k in
-                                             ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'))
-        txn.save_json(_facts.TOPOLOGY_CACHE, cache)
-
-    value, undo = ('0', '1') if offline_state else ('1', '0')
-    for cpu in sorted(to_change):
-        path = '%s/cpu%d/online' % (_facts.CPU_ROOT, cpu)
-        txn.write(path, value, undo=(path, undo), retry_errnos=(errno.EBUSY, errno.EAGAIN), retry_timeout=5.0)
-
-    if not txn.check_mode:
-        # Read every changed CPU back: a write can return 0 and still not take effect.
-        wrong = [cpu for cpu in to_change if io.read('%s/cpu%d/online' % (_facts.CPU_ROOT, cpu)) != value]
-        if wrong:
-            raise ApplyError('verify cpuN/online', None, 'CPUs %s did not reach state %s'
-                             % (format_cpulist(wrong), params['state']))
+    targets, to_change, after, steps = plan_cpu_offline(facts, claimed, params, _state.load(io, _state.CPU_TOPOLOGY))
+    _steps.apply(txn, steps)
+    # Read every changed CPU back: a write can return 0 and still not take effect.
+    _steps.verify(io, txn, steps, 'cpuN/online')
     possible = parse_cpus(facts['possible'])
     after_online, after_offline = format_cpulist(after), format_cpulist(possible - after)
     return {

@@ -21,16 +21,13 @@ import re
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline
 from ansible_collections.parker.kernel.plugins.module_utils._ownership import pci_facts  # noqa: F401 (re-exported)
-from ansible_collections.parker.kernel.plugins.module_utils import _parker
+from ansible_collections.parker.kernel.plugins.module_utils import _parker, _state
 
 CPU_ROOT = '/sys/devices/system/cpu'
 MEM_ROOT = '/sys/devices/system/memory'
 NODE_ROOT = '/sys/devices/system/node'
 PCI_ROOT = '/sys/bus/pci/devices'
-STATE_DIR = _parker.STATE_DIR
-PARTITION_STATE = _parker.PARTITION_STATE  # parker.kernel.partition's records
-TOPOLOGY_CACHE = STATE_DIR + '/cpu-topology.json'
-PARKER_ROOT = _parker.PARKER_ROOT
+PARKER_ROOT = _state.PARKER_ROOT
 
 KERNEL_OPTIONS = ('HOTPLUG_CPU', 'MEMORY_HOTPLUG', 'MEMORY_HOTREMOVE', 'KEXEC', 'KEXEC_FILE',
                   'CMA', 'PARKER', 'MULTIKERNEL')
@@ -82,7 +79,7 @@ def cpu_facts(io):
         for cpu in _cpulist(io, '%s/node%d/cpulist' % (NODE_ROOT, node)):
             node_of[cpu] = node
     # Offline CPUs lose their topology directory; reuse what we saw while they were online.
-    cache = io.load_json(TOPOLOGY_CACHE, {})
+    cache = _state.load(io, _state.CPU_TOPOLOGY)
     cpus = []
     for cpu in sorted(state['present']):
         base = '%s/cpu%d' % (CPU_ROOT, cpu)

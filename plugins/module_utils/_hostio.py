@@ -263,8 +263,11 @@ class ApplyError(Exception):
         self.errno_name = errno.errorcode.get(errno_value, '') if errno_value else ''
         self.detail = detail
         self.hint = None  # set by an operation that knows better than the errno alone what to do next
-        super(ApplyError, self).__init__('%s failed: %s%s' % (
-            action, detail, ' (%s)' % self.errno_name if self.errno_name else ''))
+        super(ApplyError, self).__init__(action, errno_value, detail)
+
+    def __str__(self):
+        # Built when shown: a caller may add to the detail on the way up (the partitions kept before a failure).
+        return '%s failed: %s%s' % (self.action, self.detail, ' (%s)' % self.errno_name if self.errno_name else '')
 
 
 class Transaction:
@@ -280,6 +283,7 @@ class Transaction:
         self.runner = runner
         self.actions = []
         self._undo = []
+        self.committed = False
 
     # -- primitives -------------------------------------------------------
     def _write_now(self, rel, value):
@@ -497,6 +501,12 @@ class Transaction:
 
     def discard_undo(self):
         """Forget the undo steps: used when undoing would do more harm than the failure."""
+        self._undo = []
+
+    def commit(self):
+        """End a unit of work: what was done stays even if a later unit fails and is rolled back."""
+        if not self.check_mode and self.actions:
+            self.committed = True
         self._undo = []
 
     def has_undo(self):

@@ -22,10 +22,8 @@ import re
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist as _ids, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, format_memmap, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, refuse_all, diff_of
-from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils import _facts, _parker
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _parker, _state, _steps
 
-MEMORY_STATE = _facts.STATE_DIR + '/memory.json'
 ONLINE_WRITE = {'movable': 'online_movable', 'kernel': 'online_kernel', 'auto': 'online'}
 GIB = 1 << 30
 PAGE = 4096
@@ -123,16 +121,32 @@ def select_blocks(params, mem, saved):
     return ids, how
 
 
+def block_steps(blocks, by_id, state, online_type='movable', busy_timeout=30.0):
+    """Steps offlining (state offline) or onlining memory blocks, each read back and undone on a later
+    failure (pure). ``by_id`` maps a block id to its memory_facts entry (for the zone to online it into)."""
+    steps = []
+    for block in sorted(blocks):
+        path = '%s/memory%d/state' % (_facts.MEM_ROOT, block)
+        if state == 'offline':
+            undo = 'online_movable' if 'Movable' in by_id[block]['valid_zones'] else 'online'
+            steps.append(_steps.write(path, 'offline', undo=undo, expect='offline',
+                                      retry=(errno.EBUSY, errno.EAGAIN), retry_timeout=busy_timeout))
+        else:
+            steps.append(_steps.write(path, ONLINE_WRITE[online_type], undo='offline', expect='online',
+                                      retry=(errno.EBUSY, errno.EAGAIN), retry_timeout=busy_timeout))
+    return steps
+
+
 def run_mem_reserve(params, io, txn):
     if params['mode'] == 'boot':
-        return boot_plan(params, io)
+        return boot_plan(params, boot_facts(io))
     mem = _facts.memory_facts(io)
     if not mem['block_size']:
         raise Refused('no memory hotplug interface at /sys/devices/system/memory')
     # "removable" is 0 everywhere when the kernel lacks CONFIG_MEMORY_HOTREMOVE; cheaper than parsing its config.
     if params['state'] == 'offline' and mem['blocks'] and mem['blocks'][0]['removable'] == 0:
         raise Refused('this kernel cannot offline memory (CONFIG_MEMORY_HOTREMOVE is off)')
-    saved = io.load_json(MEMORY_STATE, {})
+    saved = _state.load(io, _state.MEMORY)
     ids, how = select_blocks(params, mem, saved)
     by_id = dict((b['id'], b) for b in mem['blocks'])
     bs = mem['block_size']
@@ -154,20 +168,9 @@ def run_mem_reserve(params, io, txn):
                             % (format_size(len(to_change) * bs), format_size(avail)))
     refuse_all(problems)
 
-    write_value = 'offline' if offline_state else ONLINE_WRITE[params['online_type']]
-    for block in to_change:
-        path = '%s/memory%d/state' % (_facts.MEM_ROOT, block)
-        zones = by_id[block]['valid_zones']
-        undo_value = ('online_movable' if 'Movable' in zones else 'online') if offline_state else 'offline'
-        txn.write(path, write_value, undo=(path, undo_value),
-                  retry_errnos=(errno.EBUSY, errno.EAGAIN), retry_timeout=float(params['busy_timeout']))
-
-    if not txn.check_mode and to_change:
-        wrong = [b for b in to_change
-                 if (io.read('%s/memory%d/state' % (_facts.MEM_ROOT, b)) == 'offline') != offline_state]
-        if wrong:
-            raise ApplyError('verify memory block state', None,
-                             'blocks %s did not reach %s' % (_ids(wrong), params['state']))
+    steps = block_steps(to_change, by_id, params['state'], params['online_type'], float(params['busy_timeout']))
+    _steps.apply(txn, steps)
+    _steps.verify(io, txn, steps, 'memory block state')
     if to_change or (offline_state and how == 'size' and params['name'] not in saved):
         record = dict(saved)
         if offline_state:
@@ -175,7 +178,7 @@ def run_mem_reserve(params, io, txn):
         else:
             record.pop(params['name'], None)
         if record != saved:
-            txn.save_json(MEMORY_STATE, record)
+            txn.save_json(_state.MEMORY, record)
 
     def states(changed):
         return '\n'.join('memory%d %s' % (b, params['state'] if b in changed else by_id[b]['state'])
@@ -223,11 +226,17 @@ def cma_units(size):
     return -(-int(size) // GIB) * GIB
 
 
-def boot_plan(params, io):
-    numa = _facts.numa_facts(io)
-    res = _facts.reservation_facts(io)
-    kexec = _facts.kexec_facts(io)
-    running = set(_facts.running_cmdline(io))
+def boot_facts(io):
+    """What boot_plan checks reservations against, read once."""
+    return {'numa': _facts.numa_facts(io), 'reservations': _facts.reservation_facts(io),
+            'kexec': _facts.kexec_facts(io), 'cmdline': _facts.running_cmdline(io), 'cma': _parker.cma_areas(io)}
+
+
+def boot_plan(params, facts):
+    """Validate parker_cma=, memmap= and crashkernel= against the host and say whether the running kernel
+    honours them (pure; ``facts`` from boot_facts). Writes nothing: they take effect at the next boot."""
+    numa, res, kexec = facts['numa'], facts['reservations'], facts['kexec']
+    running = set(facts['cmdline'])
     ram = [r for r in res['iomem'] if r['name'] == 'System RAM']
     kernel_image = [r for r in res['iomem'] if r['name'] in ('Kernel code', 'Kernel data', 'Kernel bss')]
     problems, warnings, tokens, honoured = [], [], [], {}
@@ -239,7 +248,7 @@ def boot_plan(params, io):
         expected = _check_parker_cma(value, numa, problems)
         tokens.append(token)
         # What the kernel reserved this boot (read now, never cached: physical KASLR changes it).
-        actual = _parker.cma_areas(io)
+        actual = facts['cma']
         if actual is not None and actual['known']:
             warnings.extend(actual['warnings'])
             honoured[token] = token in running and any(a['size'] for a in actual['areas'])

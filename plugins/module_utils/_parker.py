@@ -26,11 +26,9 @@ import re
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, split_cmdline, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused
+from ansible_collections.parker.kernel.plugins.module_utils import _state
 
-STATE_DIR = '/run/parker-kernel'
-PARTITION_STATE = STATE_DIR + '/partitions.json'  # parker.kernel.partition's records
-SELECTOR_STATE = STATE_DIR + '/selectors.json'    # net=/block= selector -> PCI address, kept for the boot
-PARKER_ROOT = '/sys/fs/parker'
+PARKER_ROOT = _state.PARKER_ROOT
 FS_TYPE = 'parker'
 MOUNT_HELPERS = ('/sbin/mount.parker', '/usr/sbin/mount.parker')
 DEBUGFS_CMA = '/sys/kernel/debug/cma'
@@ -93,7 +91,7 @@ def blocked_starts(io):
     while that process lives, Parker's mutex is held and the kernfs is not touched.
     """
     stuck = []
-    for name, record in sorted(io.load_json(PARTITION_STATE, {}).items()):
+    for name, record in sorted(_state.load(io, _state.PARTITIONS).items()):
         pid = record.get('blocked_writer')
         if pid and ('/%s/online' % name) in (io.read('/proc/%d/cmdline' % pid, '') or ''):
             stuck.append({'partition': name, 'pid': pid})
@@ -107,8 +105,11 @@ def blocked_message(stuck):
             % (', '.join(s['partition'] for s in stuck), ', '.join(str(s['pid']) for s in stuck)))
 
 
-def _partition(io, root, name):
+def read_partition(io, root, name):
+    """One partition's kernfs view, or None when its directory is gone."""
     base = root + '/' + name
+    if not io.isdir(base):
+        return None
     memory = io.read(base + '/memory')
     size = start = None
     if memory and '@' in memory:
@@ -144,7 +145,7 @@ def parker_facts(io, root=PARKER_ROOT):
              'partitions': [], 'blocked_starts': stuck}
     if stuck or fs_type is None:
         return facts
-    facts['partitions'] = [_partition(io, root, name) for name in io.listdir(root) if io.isdir(root + '/' + name)]
+    facts['partitions'] = [read_partition(io, root, name) for name in io.listdir(root) if io.isdir(root + '/' + name)]
     return facts
 
 
@@ -181,7 +182,7 @@ def parker_claims(io, root=PARKER_ROOT):
     facts = parker_facts(io, root)
     cpus, devices = claims_of(facts)
     if facts['present'] and not facts['mounted']:
-        for record in io.load_json(PARTITION_STATE, {}).values():
+        for record in _state.load(io, _state.PARTITIONS).values():
             try:
                 cpus |= parse_cpulist(record.get('cpus') or '')
             except CpulistError:

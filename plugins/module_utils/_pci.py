@@ -16,9 +16,8 @@ import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._common import refuse_all, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
-from ansible_collections.parker.kernel.plugins.module_utils import _facts, _ownership
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _ownership, _state, _steps
 
-DEVICE_STATE = _facts.STATE_DIR + '/devices.json'
 PCI_BUS = '/sys/bus/pci'
 _FULL_BDF = re.compile(r'^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$')
 _SHORT_BDF = re.compile(r'^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$')
@@ -122,35 +121,34 @@ def _device(bdf, name):
     return '%s/devices/%s/%s' % (PCI_BUS, bdf, name)
 
 
-def _unbind(driver, bdf):
-    """Undo of a bind: ENODEV means the driver never took the device, so there is nothing to undo."""
-    return ('%s/drivers/%s/unbind' % (PCI_BUS, driver), bdf, (errno.ENODEV,))
-
-
-def apply_step(step, txn):
-    bdf = step['address']
-    old, new = step['from'], step['to']
-    old_override = step['override_before'] or '\n'
+def change_steps(change):
+    """The writes that move one device from its driver to another (pure). ``change`` is an entry of
+    plan_devices(): address, from, override_before, to, override."""
+    bdf = change['address']
+    old, new = change['from'], change['to']
+    steps = []
     if old and old != new:
-        txn.write(_device(bdf, 'driver/unbind'), bdf, undo=('%s/drivers/%s/bind' % (PCI_BUS, old), bdf))
-    if step['override'] != step['override_before']:
-        txn.write(_device(bdf, 'driver_override'), step['override'] or '\n',
-                  undo=(_device(bdf, 'driver_override'), old_override))
+        steps.append(_steps.write(_device(bdf, 'driver/unbind'), bdf, undo=('%s/drivers/%s/bind' % (PCI_BUS, old), bdf)))
+    if change['override'] != change['override_before']:
+        steps.append(_steps.write(_device(bdf, 'driver_override'), change['override'] or '\n',
+                                  undo=change['override_before'] or '\n'))
     if new and new != old:
-        if step['override'] is None:
-            txn.write('%s/drivers/%s/bind' % (PCI_BUS, new), bdf, undo=_unbind(new, bdf))
+        unbind = ('%s/drivers/%s/unbind' % (PCI_BUS, new), bdf)
+        if change['override'] is None:
+            steps.append(_steps.write('%s/drivers/%s/bind' % (PCI_BUS, new), bdf, undo=unbind, undo_ok=(errno.ENODEV,)))
         else:
             # driver_override + drivers_probe binds exactly the named driver; a probe that fails binds nothing.
-            txn.write(PCI_BUS + '/drivers_probe', bdf, undo=_unbind(new, bdf))
-    elif new is None and step['override'] is None:
+            steps.append(_steps.write(PCI_BUS + '/drivers_probe', bdf, undo=unbind, undo_ok=(errno.ENODEV,)))
+    elif new is None and change['override'] is None:
         # Attach with no recorded original driver: let the kernel pick, then verify something bound.
-        txn.write(PCI_BUS + '/drivers_probe', bdf)
+        steps.append(_steps.write(PCI_BUS + '/drivers_probe', bdf))
+    return steps
 
 
 def run_device_detach(params, io, txn):
     pci = _facts.pci_facts(io)
     _cpus, claimed = _facts.parker_claims(io, params['parker_root'])
-    saved = io.load_json(DEVICE_STATE, {})
+    saved = _state.load(io, _state.DEVICES)
     bdfs, steps = plan_devices(params, pci, claimed, saved)
 
     # A driver the kernel does not have yet is loaded with modprobe; check it exists before any write.
@@ -174,7 +172,7 @@ def run_device_detach(params, io, txn):
         else:
             record.pop(step['address'], None)
     for step in steps:
-        apply_step(step, txn)
+        _steps.apply(txn, change_steps(step))
 
     if not txn.check_mode and steps:
         after = by_address(_facts.pci_facts(io))
@@ -187,7 +185,7 @@ def run_device_detach(params, io, txn):
             raise ApplyError('verify PCI drivers', None, 'devices %s did not reach the requested driver'
                              % ', '.join(wrong))
     if record != saved:
-        txn.save_json(DEVICE_STATE, record)
+        txn.save_json(_state.DEVICES, record)
 
     index = by_address(pci)
 

@@ -203,6 +203,26 @@ def isolation_args(partition_cpus, possible, flags=('nohz_full', 'rcu_nocbs', 'i
     return args
 
 
+def ip_value(spec):
+    """{address: 192.0.2.10/24, gateway, hostname, iface} -> the kernel's ip=addr::gw:netmask:host:iface:off value.
+
+    The standard library's ipaddress, so the modules render it on the host as the filter does on the controller.
+    """
+    import ipaddress   # Python 3 only, like the modules that call this
+    try:
+        interface = ipaddress.ip_interface(u'%s' % spec['address'])
+        gateway = ipaddress.ip_address(u'%s' % spec['gateway']) if spec.get('gateway') else ''
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RenderError('ip: %s' % exc)
+    if interface.version != 4 or (gateway and gateway.version != 4):
+        raise RenderError('ip: the kernel ip= parameter takes IPv4 addresses only')
+    for key in ('hostname', 'iface'):
+        if spec.get(key):
+            _check_value(key, spec[key])
+    return '%s::%s:%s:%s:%s:off' % (interface.ip, gateway, interface.netmask, spec.get('hostname') or '',
+                                    spec.get('iface') or '')
+
+
 def app_kernel_tokens(control_structure, memory_size, memory_base, console=None, root=None, ip=None, extra=(),
                       machine=None):
     """The Application Kernel's line: parker=, one exactmap RAM range, console, root, ip, tuning."""

@@ -22,6 +22,8 @@ description:
     under a host lock.
   - O(state=absent) removes a partition whose Application Kernel has shut itself down, which returns its CPUs,
     memory and devices to the Boot Kernel. Parker has no host-side stop, so a running partition is refused.
+  - To manage all of a host's partitions together (limits that span the host checked for the whole set, health
+    probes, drift), use M(parker.kernel.host_partitions); this module handles one and leaves the others alone.
   - Everything is validated before the first write. An existing partition's resources are never rewritten (a
     C(cpus) rewrite leaks CPUs in the RFC); a different request is refused unless O(replace=true) and the
     partition is not running. If a step fails, the partition is removed again, which returns what it held, and its
@@ -132,25 +134,6 @@ options:
     description: Allow a partition that takes some threads of a core but not all.
     type: bool
     default: false
-  preceding:
-    description:
-      - Partitions the same run brings up on this host before this one (the role sets it in its validation pass).
-      - They count as already holding their CPUs and memory, so limits that span the host (housekeeping cores, SMT
-        siblings, the Parker CMA area) are checked for the whole run before its first write.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description: Its name.
-        type: str
-        required: true
-      cpus:
-        description: Its CPUs. An entry without them is left to its own call's refusal.
-        type: raw
-      memory:
-        description: Its memory size. An entry without it is left to its own call's refusal.
-        type: str
 notes:
   - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
     The areas are read on every run from what the kernel reports (debugfs C(cma/parker<N>),
@@ -159,8 +142,8 @@ notes:
     C(parker_cma=) should give is only an expectation, and a misfit is a warning, not a refusal.
   - O(state=started) succeeding means the Application Kernel set C(online), which it does at the end of its PCI
     scan, before timers, network or init run. It is not health, and the host cannot see which of the partition's CPUs
-    the instance brought up (the kernfs shows only the control page's address). The partitions role's health
-    check is what says an Application Kernel works.
+    the instance brought up (the kernfs shows only the control page's address). M(parker.kernel.host_partitions)
+    probes each Application Kernel at its own address, which is what says it works.
   - A start that times out leaves the writer blocked in the kernel, which holds Parker's global mutex until the
     host reboots; the failure says so. The writer is a process of its own, so the task still ends at the timeout.
 '''
@@ -283,11 +266,6 @@ def main():
             memory_retries=dict(type='int', default=3),
             min_housekeeping_cores=dict(type='int', default=1),
             allow_smt_split=dict(type='bool', default=False),
-            preceding=dict(type='list', elements='dict', default=[], options=dict(
-                name=dict(type='str', required=True),
-                cpus=dict(type='raw'),
-                memory=dict(type='str'),
-            )),
             **SAFETY_ARGUMENT_SPEC
         ),
         required_if=[('state', 'present', ['cpus', 'memory']), ('state', 'started', ['cpus', 'memory', 'kernel'])],

@@ -133,13 +133,14 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
 from ansible_collections.parker.kernel.plugins.module_utils._facts import gather, SUBSETS
+from ansible_collections.parker.kernel.plugins.module_utils._state import PARKER_ROOT
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             gather_subset=dict(type='list', elements='str', default=['all'], choices=['all'] + list(SUBSETS)),
-            parker_root=dict(type='path', default='/sys/fs/parker'),
+            parker_root=dict(type='path', default=PARKER_ROOT),
         ),
         supports_check_mode=True,
     )

@@ -15,7 +15,8 @@ ROOT = '/sys/fs/parker'
 def params(**kw):
     base = dict(name='p1', state='present', cpus='2-3', memory='256M', devices=['block=vdb'], kernel=None,
                 initrd=None, console=None, root=None, ip=None, cmdline=[], start_timeout=5, replace=False,
-                memory_retries=1, min_housekeeping_cores=1, allow_smt_split=False, force=False, parker_root=ROOT)
+                memory_retries=1, min_housekeeping_cores=1, allow_smt_split=False, force=False, parker_root=ROOT,
+                mount_kernfs=True, poweroff_timeout=0, nokaslr=True, tsc_early_khz='auto')
     base.update(kw)
     return base
 
@@ -110,6 +111,7 @@ def test_present_then_repeat_then_absent(kernfs, run):
     assert result['devices'] == ['0000:00:03.0']
     assert kernfs.read('/sys/devices/system/cpu/online') == '0-1,4-7'
     again = run(run_partition, params())
+    print(again)
     assert again['changed'] is False and again['actions'] == []
     gone = run(run_partition, params(state='absent'))
     assert gone['changed'] and gone['returned']['cpus'] == '2-3'
