@@ -8,12 +8,12 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.parker.kernel.plugins.module_utils import _partition
+from ansible_collections.parker.kernel.plugins.module_utils import _partition_plan
 
 
 def partition_conflicts(partitions):
     """[{name, cpus, devices}] as parker.kernel.partition reports them -> list of problems."""
-    return _partition.conflicts(partitions or [])
+    return _partition_plan.conflicts(partitions or [])
 
 
 class FilterModule(object):

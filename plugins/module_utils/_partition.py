@@ -238,7 +238,7 @@ def _apply(io, txn, runner, request, plan, facts):
     _steps.apply(txn, plan['repairs'])
     _steps.verify(io, txn, plan['repairs'], 'repairs')
     txn.commit()
-    records = dict(plan['records'])
+    records = dict(facts['records'])
     done, reports = [], []
     for p in plan['partitions']:
         try:
@@ -251,7 +251,7 @@ def _apply(io, txn, runner, request, plan, facts):
         if p['action'] not in ('keep', 'absent'):
             done.append('%s (%s)' % (p['name'], 'started' if p['start'] else p['action']))
     started = dict((r['name'], _health.target(raw)) for r, raw in zip(reports, request['partitions'])
-                   if r['started_now'] and _health.target(raw))
+                   if r.get('started_now') and _health.target(raw))
     if started and request['health_check'] and not txn.check_mode:
         found = _health.probe_all(io, runner, started, request['health_timeout'])
         for report in reports:
@@ -277,13 +277,19 @@ def _apply(io, txn, runner, request, plan, facts):
 def _apply_one(io, txn, request, p, facts, records, pins):
     name, spec = p['name'], p['spec']
     base = '%s/%s' % (request['parker_root'], name)
+    if p['action'] in _partition_plan.BUILD_ACTIONS:
+        # Saved first, and rolled back with the mkdir: a failed run leaves no record of a partition the kernel
+        # does not hold, and a run killed after bind still finds the devices by their names.
+        records[name] = dict(p['record'], started=bool((records.get(name) or {}).get('started'))
+                             and p['action'] == 'resume')
+        txn.save_json(_state.PARTITIONS, records, undo=p['action'] != 'resume')
     _steps.apply(txn, p['steps'])
     if p['action'] in ('remove', 'absent'):
-        records.pop(name, None)
+        if records.pop(name, None) is not None:
+            txn.save_json(_state.PARTITIONS, records)
         return _report(p, None, started=False, changed=bool(p['steps']))
     part = p['existing']
     if p['action'] in _partition_plan.BUILD_ACTIONS:
-        records[name] = p['record']
         if txn.check_mode:
             part = _predicted(p, part)
         else:

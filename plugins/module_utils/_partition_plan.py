@@ -92,7 +92,8 @@ def saved_names(records):
 def parse_spec(raw, state, cpu_facts, pci, names, pins):
     """One partition of the request as typed values; returns (spec, problems)."""
     name = raw.get('name')
-    spec = {'name': name, 'start': state == 'started' and raw.get('start', True) is not False}
+    spec = {'name': name, 'start': state == 'started' and raw.get('start', True) is not False, 'cpus': set(),
+            'memory': 0, 'devices': [], 'selectors': [], 'ip': None}
     for key in ('kernel', 'initrd', 'console', 'root', 'nokaslr', 'tsc_early_khz'):
         spec[key] = raw.get(key)
     spec['cmdline'] = list(raw.get('cmdline') or [])
@@ -507,14 +508,11 @@ def _hardware(facts, request):
 def _steps_for(plan, facts, request):
     """Fill in the steps of a plan that passed every check."""
     root, cpu_facts, pci = plan['root'], facts['cpus'], facts['pci']
-    records = dict(plan['records'])
+    records = plan['records']
     if plan['state'] == 'absent':
-        removed = [p for p in plan['partitions'] if p['action'] == 'remove']
-        for p in removed:
-            p['steps'] = [_steps.rmdir('%s/%s' % (root, p['name']))]
-            records.pop(p['name'], None)
-        if removed and records != plan['records']:
-            removed[-1]['steps'].append(_steps.save(_state.PARTITIONS, records))
+        for p in plan['partitions']:
+            if p['action'] == 'remove':
+                p['steps'] = [_steps.rmdir('%s/%s' % (root, p['name']))]
         return
     plan['repairs'] = repair_steps([d for d in plan['drift'] if d['repair'] == 'repair'], facts['memory'])
     node_of = dict((c['id'], c['node']) for c in cpu_facts['list'])
@@ -535,24 +533,17 @@ def _steps_for(plan, facts, request):
         if p['action'] not in BUILD_ACTIONS:
             continue
         steps = []
-        # Names first: bind takes net=/block= names away from the Boot Kernel, and a run killed after it
-        # must still find the devices by the names the inventory uses.
+        # The record (saved by the engine before these steps) names the devices first: bind takes net=/block=
+        # names away from the Boot Kernel, and a run killed after it must still find them by those names.
         previous = {} if p['action'] == 'replace' else (records.get(p['name']) or {})
-        record = dict(previous, cpus=format_cpulist(spec['cpus']), memory=spec['memory'], devices=spec['devices'],
-                      names=_names_of(spec['devices'], pci, names))
-        if p['action'] == 'replace':
-            record['started'] = False
-        records[p['name']] = record
-        # Rolled back with the mkdir: a failed run leaves no record of a partition the kernel does not hold.
-        steps.append(_steps.save(_state.PARTITIONS, dict(records), undo=p['action'] != 'resume'))
+        p['record'] = dict(previous, cpus=format_cpulist(spec['cpus']), memory=spec['memory'],
+                           devices=spec['devices'], names=_names_of(spec['devices'], pci, names), started=False)
         new_cpus = spec['cpus'] - (_cpus(part['cpus']) if part and p['action'] == 'resume' else set())
         cache = _state.refreshed_topology(topology, cpu_facts['list'], new_cpus)
         if cache is not None:
             steps.append(_steps.save(_state.CPU_TOPOLOGY, cache))
             topology = cache
         p['steps'] = steps + build_steps(p, root, node_of, facts['cma'], request['memory_retries'])
-        p['record'] = record
-    plan['records'] = records
 
 
 def _left_in_slot(kexec, part):

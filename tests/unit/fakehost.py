@@ -147,6 +147,8 @@ class FakeHost:
         self.write('/boot/initrd.img-6.1.0-fake-amd64', 'fake initrd')
         self.write('/boot/grub/grub.cfg', '# fake\n')
         self.write('/proc/mounts', 'sysfs /sys sysfs rw 0 0\n')
+        self.write('/proc/sys/vm/drop_caches', '0')
+        self.write('/proc/sys/vm/compact_memory', '0')
         return self
 
     # -- Parker ------------------------------------------------------------

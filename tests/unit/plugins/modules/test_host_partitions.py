@@ -69,3 +69,156 @@ def test_check_mode_returns_the_plan_and_writes_nothing(parker, call):
     assert result['status'] == 'drifted' and [d['kind'] for d in result['drift']] == ['missing', 'missing']
     assert 'p1: cpus=2-3 memory=1G@0x0 devices=0000:00:03.0(virtio-pci) online=unknown' in result['diff']['after']
     assert 'boot kernel: cpus online 0-1,6-7' in result['diff']['after']
+
+
+def test_partitions_that_fit_alone_but_not_together_are_refused_before_any_write(parker, call):
+    """With two housekeeping cores asked for, each alone leaves enough; together they leave one."""
+    assert not call(partitions=[dict(P1, cpus='2-3', devices=[])], min_housekeeping_cores=2, check=True).get('failed')
+    assert not call(partitions=[dict(P2, cpus='4-7', devices=[])], min_housekeeping_cores=2, check=True).get('failed')
+    before = snapshot(parker.host.root)
+    result = call(partitions=[dict(P1, cpus='2-3', devices=[]), dict(P2, cpus='4-7', devices=[])],
+                  min_housekeeping_cores=2)
+    assert result['failed'] and result['writes'] == 0
+    assert ('the partitions together would leave 1 whole online core(s) for housekeeping, fewer than '
+            'min_housekeeping_cores=2 (Boot Kernel CPUs after: 0-1; p1 takes 2-3; p2 takes 4-7)') in result['msg']
+    assert snapshot(parker.host.root) == before
+
+
+def test_an_smt_core_split_between_two_partitions_is_refused_unless_allowed(parker, call):
+    split = [dict(P1, cpus='2', devices=[]), dict(P2, cpus='3', devices=[])]
+    result = call(partitions=split)
+    assert result['failed'] and 'the SMT core 2-3 would be split between p1 and p2' in result['msg']
+    assert not call(partitions=split, allow_smt_split=True, health_check=False).get('failed')
+
+
+def test_cpus_and_devices_asked_twice_are_refused(parker, call):
+    result = call(partitions=[P1, dict(P2, cpus='3-4', devices=['0000:00:03.0'])])
+    assert 'CPU 3 is asked for by both p1 and p2' in result['msg']
+    assert 'device 0000:00:03.0 is asked for by both p1 and p2' in result['msg']
+
+
+def test_memory_must_fit_each_nodes_area_counted_for_the_whole_run(parker, call):
+    """parker_cma=4G on two nodes: 2G per node; every allocation takes whole GiB."""
+    three = [dict(P1, devices=[]), dict(P2, name='p2', cpus='0-1', devices=[])]
+    result = call(partitions=[dict(P1, cpus='2', memory='1G', devices=[]), dict(P2, cpus='3', memory='1G',
+                                                                                devices=[]),
+                              dict(P2, name='p3', cpus='1', memory='128M', devices=[])], allow_smt_split=True,
+                  min_housekeeping_cores=0)
+    assert result['failed'] and result['writes'] == 0
+    assert ("memory: node 0's Parker CMA area is 2G, 0 of it held by nothing; p1 (1G, first CPU 2), p2 (1G, first "
+            "CPU 3), p3 (128M, first CPU 1) would take 3G more") in result['msg']
+    assert three
+
+
+def test_a_failure_undoes_that_partition_only_and_names_the_ones_kept(parker, call, fail_write):
+    fail_write('%s/p2/bind' % ROOT, None, 19)   # ENODEV
+    result = call()
+    assert result['failed'] and result['changed'] is True
+    assert 'kept, as built before it: p1 (started)' in result['msg']
+    view = parker.view()
+    assert list(view['partitions']) == ['p1'] and view['partitions']['p1']['online']
+    assert view['online'] == '0-1,4-7' and 'eth1' in view['net']
+    assert list(parker.records()) == ['p1']
+
+
+def test_a_silent_application_kernel_fails_the_run_after_its_start(parker, call):
+    result = call(partitions=[P1], ping=(1, '', ''))
+    assert result['failed'] and result['changed'] is True
+    assert 'does not answer' in result['msg'] and 'p1 at 10.77.0.11 no ICMP echo reply' in result['msg']
+    assert parker.view()['partitions']['p1']['online']
+
+
+# -- drift ------------------------------------------------------------------------------
+
+def kinds(result):
+    return [(d['kind'], d['partition'], d['repair']) for d in result['drift']]
+
+
+def test_a_cpu_back_online_is_drift_and_the_apply_offlines_it_again(parker, call):
+    call()
+    parker.host.write('/sys/devices/system/cpu/cpu3/online', '1')
+    parker.host.sync_cpu_online()
+    verdict = call(check=True)
+    assert verdict['status'] == 'drifted' and kinds(verdict) == [('cpu_online', 'p1', 'repair')]
+    assert 'write /sys/devices/system/cpu/cpu3/online <- 0' in verdict['actions']
+    assert parker.view()['online'] == '0-1,3,6-7'
+    repaired = call()
+    assert repaired['changed'] and repaired['repaired'] == [verdict['drift'][0]['message']]
+    assert parker.view()['online'] == '0-1,6-7'
+    assert call(check=True)['status'] == 'in plan'
+
+
+def test_a_device_a_host_driver_took_back_is_refused_naming_it(parker, call):
+    call()
+    parker.backend.pci_reprobe('0000:00:03.0')   # behind Parker's back: vdb is in the Boot Kernel again
+    verdict = call(check=True)
+    assert verdict['failed'] and verdict['status'] == 'drifted'
+    assert kinds(verdict) == [('device_returned', 'p1', 'refuse')]
+    result = call()
+    assert result['failed'] and result['writes'] == 0
+    assert '0000:00:03.0 (vdb) of p1 is back in the Boot Kernel' in result['msg']
+
+
+def test_an_application_kernel_that_stopped_or_does_not_answer_is_refused(parker, call):
+    call()
+    silent = call(check=True, ping=(1, '', ''))
+    assert kinds(silent) == [('not_answering', 'p1', 'refuse'), ('not_answering', 'p2', 'refuse')]
+    parker.poweroff('p2')
+    stopped = call()
+    assert stopped['failed'] and kinds(stopped) == [('stopped', 'p2', 'refuse')]
+    assert 'single-use' in stopped['msg']
+    # replace rebuilds it: rmdir, a new partition, a new start.
+    rebuilt = call(replace=True)
+    assert not rebuilt.get('failed'), rebuilt
+    assert [p['action'] for p in rebuilt['partitions']] == ['keep', 'replace']
+    assert parker.view()['partitions']['p2']['online']
+
+
+def test_a_partition_missing_is_built_and_one_not_in_the_plan_is_refused(parker, call):
+    call(partitions=[P1])
+    extra = call(partitions=[P2])
+    assert extra['failed'] and ('extra', 'p1', 'refuse') in kinds(extra) and ('missing', 'p2', 'repair') in kinds(extra)
+    assert 'partition p1 (cpus 2-3, running) is not in the plan' in extra['msg']
+    assert not call(partitions=[P2], exclusive=False).get('failed')
+
+
+def test_a_boot_line_token_missing_from_proc_cmdline_is_drift(parker, call):
+    result = call(check=True, boot_tokens=['parker_cma=4G', 'isolcpus=2-5'])
+    assert kinds(result)[-1] == ('cmdline', None, 'refuse') and 'lacks isolcpus=2-5' in result['msg']
+
+
+def test_changed_hardware_is_refused_until_accepted(parker, call):
+    call()
+    parker.host.add_pci_devices([('0000:00:09.0', '1af4', '1000', '0x020000', 'virtio-pci', 'net:eth9')])
+    verdict = call(check=True)
+    assert verdict['status'] == 'hardware changed'
+    assert verdict['hardware']['changes'] == ['PCI device 0000:00:09.0 1af4:1000 0x020000 is new']
+    assert 'Re-plan for this host' in call()['msg']
+    assert not call(accept_hardware=True).get('failed')
+    assert call(check=True)['status'] == 'in plan'
+
+
+def test_the_metrics_say_the_same_as_the_status(parker, call):
+    call()
+    parker.poweroff('p2')
+    metrics = call(check=True)['metrics']
+    assert 'parker_kernel_in_plan 0' in metrics and 'parker_kernel_drift{kind="stopped"} 1' in metrics
+    assert 'parker_kernel_partition_online{' not in metrics   # a refusal lists no partitions
+
+
+# -- absent -------------------------------------------------------------------------------
+
+def test_absent_removes_what_powered_off_and_refuses_what_runs(parker, call):
+    call()
+    before = parker.view()
+    running = call(state='absent')
+    assert running['failed'] and running['writes'] == 0 and 'runs an Application Kernel' in running['msg']
+    parker.poweroff('p1')
+    parker.poweroff('p2')
+    gone = call(state='absent')
+    assert gone['changed'] and [p['action'] for p in gone['partitions']] == ['remove', 'remove']
+    assert gone['partitions'][0]['returned']['cpus'] == '2-3'
+    view = parker.view()
+    assert view['online'] == '0-7' and view['partitions'] == {} and 'vdb' in view['block'] and 'eth1' in view['net']
+    assert parker.records() == {} and before['partitions']
+    assert call(state='absent')['changed'] is False
