@@ -24,7 +24,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._common import Refus
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._render import render, grub_escape, check_tokens, RenderError, \
     REPEATABLE
-from ansible_collections.parker.kernel.plugins.module_utils import _facts
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _memory
 
 GRUB_CFG = ('/boot/grub/grub.cfg', '/boot/grub2/grub.cfg')
 HEADER = '# Managed by parker.kernel.boot_cmdline: edit the inventory, not this file.\n'
@@ -103,6 +103,13 @@ def grub_cfg_default_tokens(text):
 
 
 def run_boot_cmdline(params, io, txn):
+    reserved = None
+    wanted = dict((k, v) for k, v in (params.get('reservations') or {}).items()
+                  if k in ('parker_cma', 'memmap', 'crashkernel') and v not in (None, '', []))
+    if wanted:
+        # Checked against the host before any file is touched: a reservation the kernel would drop or that
+        # overlaps the running kernel must not reach the next boot.
+        reserved = _memory.boot_plan(wanted, _memory.boot_facts(io))
     present, drop = plan_tokens(params)
     kind = params['bootloader']
     if kind == 'auto':
@@ -128,6 +135,10 @@ def run_boot_cmdline(params, io, txn):
     persisted = not (txn.check_mode and result['changed'])
     result.update(bootloader=kind, tokens=present, removed=drop, running_missing=missing, persisted=persisted,
                   running_unwanted=lingering, reboot_required=bool(missing or lingering))
+    if reserved is not None:
+        result['warnings'] = reserved.pop('warnings')
+        reserved.pop('changed')
+        result['reservations'] = reserved
     return result
 
 

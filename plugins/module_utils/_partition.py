@@ -33,7 +33,7 @@ import os
 import time
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
-from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_memmap, format_size
+from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_memmap
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils import _drift, _facts, _health, _kexec, _parker, \

@@ -51,6 +51,15 @@ options:
     description: The GRUB drop-in this module owns.
     type: path
     default: /etc/default/grub.d/99-parker-kernel.cfg
+  reservations:
+    description:
+      - Boot Kernel reservations to validate against this host before any file is touched, as
+        M(parker.kernel.mem_reserve) O(parker.kernel.mem_reserve#module:mode=boot) does (C(parker_cma) by the RFC's
+        layout rule, C(memmap) ranges against the RAM map and the running kernel's image, C(crashkernel)). Their
+        tokens still go in O(present); RV(reservations) says whether the running kernel honours them.
+      - Other keys (such as C(movablecore)) are ignored here.
+    type: dict
+    default: {}
 '''
 
 EXAMPLES = r'''
@@ -117,6 +126,12 @@ dropin:
   description: Path of the GRUB drop-in.
   returned: when bootloader is grub
   type: str
+reservations:
+  description:
+    - For O(reservations), C(tokens), C(honoured) (per token, by the running kernel), C(reboot_required),
+      C(cma_expected) and C(cma_areas), as M(parker.kernel.mem_reserve) returns them in boot mode.
+  returned: when O(reservations) names parker_cma, memmap or crashkernel
+  type: dict
 actions:
   description: Files written and commands run, or that would be in check mode.
   returned: always
@@ -136,6 +151,7 @@ def main():
             absent=dict(type='list', elements='str', default=[]),
             bootloader=dict(type='str', choices=['auto', 'grub', 'grubby'], default='auto'),
             dropin=dict(type='path', default='/etc/default/grub.d/99-parker-kernel.cfg'),
+            reservations=dict(type='dict', default={}),
         ),
         supports_check_mode=True,
     )

@@ -1,6 +1,5 @@
 import pytest
 
-from unit_helpers import FakeModule, ModuleExit
 from fakehost import FakeHost  # noqa: F401
 
 
@@ -33,13 +32,16 @@ def fail_write(sim, monkeypatch):
 
 
 @pytest.fixture
-def run(host, sim):
-    from ansible_collections.parker.kernel.plugins.module_utils._common import execute
+def run(host, sim, monkeypatch):
+    """run(operation, params) runs the module whose main() calls ``operation``, through its argument spec."""
+    from parker_kernel import run_module
+    from ansible_collections.parker.kernel.plugins.modules import boot_cmdline, cpu_offline, device_detach, \
+        kexec_load, mem_reserve
+    modules = dict((m.__name__.rsplit('.', 1)[-1], m) for m in (boot_cmdline, cpu_offline, device_detach, kexec_load,
+                                                               mem_reserve))
 
     def _run(operation, params, check_mode=False, commands=None):
-        module = FakeModule(params, check_mode=check_mode, commands=commands)
-        with pytest.raises(ModuleExit) as exc:
-            execute(module, operation, root=host.root)
-        exc.value.result['_ran'] = module.ran
-        return exc.value.result
+        module = modules[operation.__name__[len('run_'):]]
+        return run_module(monkeypatch, module, params, host.root, check_mode=check_mode, diff=True,
+                          commands=commands)
     return _run

@@ -72,7 +72,6 @@ class FakeHost:
         self.sync_cpu_online()
 
         # NUMA nodes and memory blocks: boot memory first, then hot-plugged movable blocks.
-        total_blocks = boot_blocks + movable_blocks
         self.block_size = block_size
         self.write('/sys/devices/system/memory/block_size_bytes', '%x' % block_size)
         self.write('/sys/devices/system/memory/auto_online_blocks', 'online_movable')

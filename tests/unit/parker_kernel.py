@@ -268,7 +268,8 @@ def run_module(monkeypatch, module, args, root, check_mode=False, diff=False, co
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
     monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, text: warnings.append(text))
     monkeypatch.setattr(_common, 'HostIO', lambda _root: _hostio.HostIO(root))
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    # None stands for an option the task leaves out (omit), as the tests' params() write it.
+    args = dict(((k, v) for k, v in args.items() if v is not None), _ansible_check_mode=check_mode, _ansible_diff=diff)
     try:
         from ansible.module_utils.testing import patch_module_args
     except ImportError:   # ansible-core before 2.19

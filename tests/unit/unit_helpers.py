@@ -6,42 +6,6 @@ import sys
 import types
 
 
-class FakeModule:
-    """Just enough of AnsibleModule for execute(): params, check_mode, run_command, exits."""
-
-    def __init__(self, params, check_mode=False, commands=None):
-        self.params = params
-        self.check_mode = check_mode
-        self.commands = commands if commands is not None else {}
-        self.ran = []
-        self.warnings = []
-
-    def warn(self, warning):
-        self.warnings.append(warning)
-
-    def run_command(self, argv, environ_update=None, handle_exceptions=True):
-        self.ran.append(list(argv))
-        for prefix, reply in self.commands.items():
-            if tuple(argv[:len(prefix)]) == prefix:
-                return reply(argv) if callable(reply) else reply
-        return 0, '', ''
-
-    def exit_json(self, **result):
-        result['warnings'] = self.warnings
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        result['failed'] = True
-        result['warnings'] = self.warnings
-        raise ModuleExit(result)
-
-
-class ModuleExit(Exception):
-    def __init__(self, result):
-        self.result = result
-        super(ModuleExit, self).__init__(result)
-
-
 def snapshot(root):
     """Every file's content under root: a check-mode run must leave it identical."""
     state = {}

@@ -1,6 +1,4 @@
 """parker.kernel.host_partitions through its main(), against the Parker emulation's model as the kernel."""
-import json
-import os
 
 import pytest
 

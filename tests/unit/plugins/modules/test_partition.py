@@ -246,7 +246,6 @@ def test_a_run_killed_during_the_kexec_load_has_not_used_the_partition(parker, r
 
 def test_nothing_is_tried_while_a_timed_out_start_still_blocks_in_the_kernel(host, sim, monkeypatch):
     """Parker's mutex is held by the blocked online writer: a later rmdir or mkdir would hang behind it."""
-    from ansible_collections.parker.kernel.plugins.module_utils._cpu import run_cpu_offline  # noqa: F401
     from ansible_collections.parker.kernel.plugins.modules import cpu_offline
     slow = kernel(host, monkeypatch, boots=False)
     started = run_module(monkeypatch, partition, params(start_timeout=1, **STARTED), host.root,
