@@ -446,6 +446,22 @@ def _report(p, part, started, changed, pins=None):
 
 # -- the modules ----------------------------------------------------------------------
 
+# Options parker.kernel.partition and parker.kernel.host_partitions share (doc fragment attributes.PARTITION).
+PARTITION_ARGUMENT_SPEC = dict(
+    console=dict(type='str'),
+    root=dict(type='str'),
+    cmdline=dict(type='list', elements='str', default=[]),
+    nokaslr=dict(type='bool', default=True),
+    tsc_early_khz=dict(type='str', default='auto'),
+    mount_kernfs=dict(type='bool', default=True),
+    poweroff_timeout=dict(type='int', default=0),
+    start_timeout=dict(type='int', default=300),
+    replace=dict(type='bool', default=False),
+    memory_retries=dict(type='int', default=3),
+    min_housekeeping_cores=dict(type='int', default=1),
+    allow_smt_split=dict(type='bool', default=False),
+)
+
 PARTITION_KEYS = ('name', 'cpus', 'memory', 'devices', 'kernel', 'initrd', 'console', 'root', 'ip', 'cmdline',
                   'nokaslr', 'tsc_early_khz')
 

@@ -40,6 +40,7 @@ author:
 extends_documentation_fragment:
   - parker.kernel.attributes
   - parker.kernel.attributes.SAFETY
+  - parker.kernel.attributes.PARTITION
 attributes:
   check_mode:
     support: full
@@ -142,27 +143,6 @@ options:
   initrd:
     description: The initrd for partitions that do not name one.
     type: path
-  console:
-    description: The C(console=) value for partitions that do not name one.
-    type: str
-  root:
-    description: The C(root=) value for partitions that do not name one.
-    type: str
-  cmdline:
-    description: Tokens for every Application Kernel's line, before each partition's own.
-    type: list
-    elements: str
-    default: []
-  nokaslr:
-    description: Put C(nokaslr) on each Application Kernel's line (its image is placed inside its partition).
-    type: bool
-    default: true
-  tsc_early_khz:
-    description:
-      - The Application Kernels' C(tsc_early_khz=). V(auto) passes the Boot Kernel's measured TSC frequency from
-        its log, V(off) passes none, and a number passes that many kHz.
-    type: str
-    default: auto
   health_check:
     description: Probe each Application Kernel with an address, from this host.
     type: bool
@@ -171,38 +151,6 @@ options:
     description: Seconds a started Application Kernel has to answer its probe.
     type: int
     default: 120
-  start_timeout:
-    description: Seconds to wait for each Application Kernel to report itself online.
-    type: int
-    default: 300
-  poweroff_timeout:
-    description:
-      - With O(state=absent), seconds to wait for running Application Kernels, told to power off from inside, to
-        clear C(online) before anything is removed. V(0) refuses a running partition at once.
-    type: int
-    default: 0
-  replace:
-    description:
-      - Rebuild a partition that is not running and whose resources differ from the request, or whose Application
-        Kernel has stopped (a Parker partition is single-use).
-    type: bool
-    default: false
-  memory_retries:
-    description: How many times to retry an C(ENOMEM) from C(memory) after freeing caches and compacting.
-    type: int
-    default: 3
-  min_housekeeping_cores:
-    description: Whole cores that must stay online in the Boot Kernel once every partition holds its CPUs.
-    type: int
-    default: 1
-  allow_smt_split:
-    description: Allow an SMT core whose threads end up with different owners (the Boot Kernel, partitions).
-    type: bool
-    default: false
-  mount_kernfs:
-    description: Mount the Parker kernfs at O(parker_root) when the kernel has it and nothing is mounted there.
-    type: bool
-    default: true
   boot_tokens:
     description: Tokens the Boot Kernel's running command line must carry; one missing is drift, and refused.
     type: list
@@ -318,7 +266,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.parker.kernel.plugins.module_utils._common import execute, SAFETY_ARGUMENT_SPEC
-from ansible_collections.parker.kernel.plugins.module_utils._partition import run_host_partitions
+from ansible_collections.parker.kernel.plugins.module_utils._partition import run_host_partitions, PARTITION_ARGUMENT_SPEC
 
 
 def main():
@@ -353,24 +301,12 @@ def main():
             exclusive=dict(type='bool', default=True),
             kernel=dict(type='path'),
             initrd=dict(type='path'),
-            console=dict(type='str'),
-            root=dict(type='str'),
-            cmdline=dict(type='list', elements='str', default=[]),
-            nokaslr=dict(type='bool', default=True),
-            tsc_early_khz=dict(type='str', default='auto'),
             health_check=dict(type='bool', default=True),
             health_timeout=dict(type='int', default=120),
-            start_timeout=dict(type='int', default=300),
-            poweroff_timeout=dict(type='int', default=0),
-            replace=dict(type='bool', default=False),
-            memory_retries=dict(type='int', default=3),
-            min_housekeeping_cores=dict(type='int', default=1),
-            allow_smt_split=dict(type='bool', default=False),
-            mount_kernfs=dict(type='bool', default=True),
             boot_tokens=dict(type='list', elements='str', default=[]),
             hardware=dict(type='dict'),
             accept_hardware=dict(type='bool', default=False),
-            **SAFETY_ARGUMENT_SPEC
+            **dict(SAFETY_ARGUMENT_SPEC, **PARTITION_ARGUMENT_SPEC)
         ),
         supports_check_mode=True,
     )

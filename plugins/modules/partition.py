@@ -40,6 +40,7 @@ author:
 extends_documentation_fragment:
   - parker.kernel.attributes
   - parker.kernel.attributes.SAFETY
+  - parker.kernel.attributes.PARTITION
 attributes:
   check_mode:
     support: full
@@ -72,68 +73,9 @@ options:
   initrd:
     description: Its initrd.
     type: path
-  console:
-    description: The Application Kernel's C(console=) value.
-    type: str
-  root:
-    description: The Application Kernel's C(root=) value.
-    type: str
   ip:
     description: The Application Kernel's C(ip=) value, for example from the C(parker.kernel.cmdline_ip) filter.
     type: str
-  cmdline:
-    description:
-      - Further Application Kernel tokens (tuning). C(parker=) and C(memmap=) are set by the partition.
-      - A C(nokaslr), C(kaslr) or C(tsc_early_khz=) given here replaces the one O(nokaslr) and O(tsc_early_khz) add.
-    type: list
-    elements: str
-    default: []
-  nokaslr:
-    description: Put C(nokaslr) on the Application Kernel's line (its image is placed inside the partition's memory).
-    type: bool
-    default: true
-  tsc_early_khz:
-    description:
-      - The Application Kernel's C(tsc_early_khz=), which spares it its own TSC calibration (a real start hung there
-        under QEMU TCG).
-      - "V(auto) passes the Boot Kernel's measured frequency, from its log (C(tsc: Refined TSC clocksource
-        calibration: X MHz), else C(tsc: Detected X MHz processor)), and warns when the log has neither.
-        V(off) passes none; a number passes that many kHz."
-    type: str
-    default: auto
-  mount_kernfs:
-    description:
-      - Mount the Parker kernfs at O(parker_root) when the kernel has it and nothing is mounted there.
-      - V(false) refuses instead, writing nothing.
-    type: bool
-    default: true
-  poweroff_timeout:
-    description:
-      - With O(state=absent), seconds to wait for a running Application Kernel, told to power off from inside, to
-        clear C(online) before the partition is removed. The module reads the partition's C(online) file itself.
-      - V(0) refuses a running partition at once.
-    type: int
-    default: 0
-  start_timeout:
-    description: Seconds to wait for the Application Kernel to report itself online.
-    type: int
-    default: 300
-  replace:
-    description: Remove and recreate an existing, not running partition whose resources differ from the request.
-    type: bool
-    default: false
-  memory_retries:
-    description: How many times to retry an C(ENOMEM) from C(memory) after freeing caches and compacting.
-    type: int
-    default: 3
-  min_housekeeping_cores:
-    description: Whole cores that must stay online in the Boot Kernel.
-    type: int
-    default: 1
-  allow_smt_split:
-    description: Allow a partition that takes some threads of a core but not all.
-    type: bool
-    default: false
 notes:
   - Memory comes from the Parker CMA area of the node of the partition's first CPU, in whole GiB per partition.
     The areas are read on every run from what the kernel reports (debugfs C(cma/parker<N>),
@@ -240,7 +182,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.parker.kernel.plugins.module_utils._common import execute, SAFETY_ARGUMENT_SPEC
-from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition
+from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition, PARTITION_ARGUMENT_SPEC
 
 
 def main():
@@ -253,20 +195,8 @@ def main():
             devices=dict(type='list', elements='str', default=[]),
             kernel=dict(type='path'),
             initrd=dict(type='path'),
-            console=dict(type='str'),
-            root=dict(type='str'),
             ip=dict(type='str'),
-            cmdline=dict(type='list', elements='str', default=[]),
-            nokaslr=dict(type='bool', default=True),
-            tsc_early_khz=dict(type='str', default='auto'),
-            mount_kernfs=dict(type='bool', default=True),
-            poweroff_timeout=dict(type='int', default=0),
-            start_timeout=dict(type='int', default=300),
-            replace=dict(type='bool', default=False),
-            memory_retries=dict(type='int', default=3),
-            min_housekeeping_cores=dict(type='int', default=1),
-            allow_smt_split=dict(type='bool', default=False),
-            **SAFETY_ARGUMENT_SPEC
+            **dict(SAFETY_ARGUMENT_SPEC, **PARTITION_ARGUMENT_SPEC)
         ),
         required_if=[('state', 'present', ['cpus', 'memory']), ('state', 'started', ['cpus', 'memory', 'kernel'])],
         supports_check_mode=True,

@@ -29,6 +29,7 @@ DEPLOY = os.path.join(REPO, 'tests', 'parker_emu', 'deploy.yml')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
 BRINGUP = os.path.join(REPO, 'playbooks', 'bringup.yml')
 TEARDOWN = os.path.join(REPO, 'playbooks', 'teardown.yml')
+VERIFY = os.path.join(REPO, 'playbooks', 'verify.yml')
 FLEET_VARS = os.path.join(REPO, 'playbooks', 'vars', 'fleet-partitions.yml')
 
 # The kernel's own view of what the partitions take (fleet-partitions.yml: p1 = CPU 2,
@@ -214,8 +215,9 @@ def test_check_mode_changes_nothing(parker_fleet):
     assert rc == 0, output[-6000:]
     assert sorted(hosts) == sorted(parker_fleet.names)
     assert parker_fleet.views() == parker_fleet.baseline
-    # ...and it predicted the work: the module reported both partitions as changes, and the mount.
-    assert output.count('would create: cpus=2 memory=128M') >= len(parker_fleet.names), output[-6000:]
+    # ...and it predicted the work: the diff shows both partitions on every host, and the mount.
+    assert output.count('+p1: cpus=2 memory=128M@0x0') >= len(parker_fleet.names), output[-6000:]
+    assert output.count('+p2: cpus=3 memory=128M@0x0') >= len(parker_fleet.names), output[-6000:]
     assert 'would mount /run/parker' in output, output[-6000:]
     assert all(mounted(g, parker_fleet.dir) == 'no' for g in parker_fleet.guests)
 
@@ -369,7 +371,8 @@ def test_a_failed_host_halts_the_rollout(parker_fleet):
     finally:
         parker_fleet.host_vars(bad, None)
     assert rc != 0 and hosts[bad]['failed'] == 1, hosts
-    assert 'with CPUs 1 taken earlier in this run' in output and 'min_housekeeping_cores=1' in output, output[-6000:]
+    assert ('the partitions together would leave 0 whole online core(s) for housekeeping, fewer than '
+            'min_housekeeping_cores=1') in output, output[-6000:]
     states = parker_fleet.views()
     assert_up(states[first], first)
     assert states[bad] == parker_fleet.baseline[bad]
@@ -426,3 +429,97 @@ def test_a_start_that_never_comes_online_ends_at_its_timeout(parker_fleet):
     assert took, output[-4000:]
     record_timing(parker_fleet.dir, 'start_timeout.yml: start task with start_timeout=10', float(took.group(1)), 0)
     assert view(guest, parker_fleet.dir) == parker_fleet.baseline[guest['name']]
+
+
+# Drift induced behind the collection's back (issue 11), a different set on each guest.
+CPU_AND_MEMORY_BACK = ('echo 1 > /sys/devices/system/cpu/cpu2/online && '
+                       'echo online_movable > /sys/devices/system/memory/memory34/state')
+DISK_REBOUND = ('c=$(basename $(ls -d /sys/bus/pci/devices/0000:00:03.0/virtio*)) && '
+                'echo $c > /sys/bus/virtio/drivers/virtio_blk/bind')
+P2_SILENT = ('for l in $(ip -n parker-p2 -o link show | cut -d: -f2 | cut -d@ -f1 | grep -v lo); do '
+             'ip -n parker-p2 link set $l down; done')
+P2_GONE = ('echo 1 > /run/parker/.emu/p2/shutdown && for i in $(seq 120); do '
+           '[ "$(cat /run/parker/p2/online)" = 0 ] && break; sleep 0.5; done && rmdir /run/parker/p2')
+RNG = '{"execute": "device_%s", "arguments": {%s}}'
+
+
+def verdicts(directory, names):
+    found = dict((n, json.load(open(os.path.join(directory, n + '.json')))) for n in names)
+    return found, json.load(open(os.path.join(directory, 'summary.json')))
+
+
+def kinds(verdict):
+    return sorted(((d['kind'], d['partition']) for d in verdict['drift']), key=str)
+
+
+def test_verify_names_each_drift_and_site_repairs_it_or_refuses_naming_it(parker_fleet):
+    """verify.yml (check mode, one call per host) names every drift and exits non-zero; site.yml repairs a CPU
+    and a memory block back in the Boot Kernel and a missing partition, persists a missing boot-line token, and
+    refuses, naming them, a device a host driver took back, an Application Kernel that does not answer, a
+    partition not in the plan and hardware that changed."""
+    one, two, three = parker_fleet.guests
+    rc, output, hosts, _s = parker_fleet.play(SITE)
+    assert rc == 0, output[-6000:]
+    report = os.path.join(parker_fleet.tmp, 'verify')
+    rc, output, _hosts, _s = parker_fleet.play(VERIFY, '-e', 'parker_verify_dir=%s' % report)
+    assert rc == 0, output[-6000:]
+    assert verdicts(report, parker_fleet.names)[1]['counts'] == {'in plan': 3}
+    try:
+        parker_fleet.host_vars(one['name'], {'parker_cmdline_args': parker_fleet.vars['parker_cmdline_args']
+                                             + [{'name': 'parker_fleet_drift', 'value': '1'}]})
+        for guest, command in ((one, CPU_AND_MEMORY_BACK), (two, DISK_REBOUND + ' && ' + P2_SILENT +
+                                                            ' && mkdir /run/parker/p3'), (three, P2_GONE)):
+            rc, out = guest_run(guest, command, state_dir=parker_fleet.dir)
+            assert rc == 0, (guest['name'], out)
+        unplug = qmp(three, RNG % ('del', '"id": "rng"'), state_dir=parker_fleet.dir)
+        assert unplug.returncode == 0, unplug.stdout
+        rc, out = guest_run(three, 'for i in $(seq 60); do [ -e /sys/bus/pci/devices/0000:00:04.0 ] || exit 0; '
+                                   'sleep 1; done; exit 1', state_dir=parker_fleet.dir)
+        assert rc == 0, 'the rng device did not go: ' + out
+
+        rc, output, _hosts, seconds = parker_fleet.play(VERIFY, '-e', 'parker_verify_dir=%s' % report)
+        record_timing(parker_fleet.dir, 'verify.yml with drift on every guest', seconds, rc)
+        found, summary = verdicts(report, parker_fleet.names)
+        assert rc != 0 and summary['not_in_plan'] == sorted(parker_fleet.names), (summary, output[-4000:])
+        assert found[one['name']]['status'] == 'drifted'
+        assert kinds(found[one['name']]) == [('cmdline', None), ('cpu_online', 'p1'), ('memory_online', 'p1')], \
+            found[one['name']]
+        assert kinds(found[two['name']]) == [('device_returned', 'p1'), ('extra', 'p3'), ('not_answering', 'p2')]
+        assert found[three['name']]['status'] == 'hardware changed'
+        assert found[three['name']]['hardware_changes'] == ['PCI device 0000:00:04.0 1af4:1005 0x00ff00 is gone']
+        assert kinds(found[three['name']]) == [('missing', 'p2')]
+        assert 'lacks parker_fleet_drift=1' in json.dumps(found[one['name']])
+
+        rc, output, hosts, _s = parker_fleet.play(SITE)
+        states = parker_fleet.views()
+        assert hosts[one['name']]['failed'] == 0, output[-6000:]
+        assert states[one['name']]['cpus_online'] == '0-1' and 'memory34' in states[one['name']]['movable_offline']
+        assert 'parker_fleet_drift=1' in guest_run(one, 'cat /etc/default/grub.d/99-parker-kernel.cfg',
+                                                   state_dir=parker_fleet.dir)[1]
+        assert hosts[two['name']]['failed'] == 1 and hosts[three['name']]['failed'] == 1, hosts
+        for fragment in ('0000:00:03.0 (vd', 'of p1 is back in the Boot Kernel', 'the Application Kernel of p2 does '
+                         'not answer', 'partition p3 (cpus -) is not in the plan',
+                         'the hardware changed since the partitions were planned: PCI device 0000:00:04.0'):
+            assert fragment in output, (fragment, output[-6000:])
+        assert states[three['name']]['partitions'] == 'p1', 'a refused host was changed'
+
+        plug = qmp(three, RNG % ('add', '"driver": "virtio-rng-pci", "rng": "rng0", "id": "rng", "addr": "0x4"'),
+                   state_dir=parker_fleet.dir)
+        assert plug.returncode == 0, plug.stdout
+        rc, out = guest_run(three, 'for i in $(seq 60); do [ -e /sys/bus/pci/devices/0000:00:04.0 ] && exit 0; '
+                                   'sleep 1; done; exit 1', state_dir=parker_fleet.dir)
+        assert rc == 0, 'the rng device did not come back: ' + out
+        rc, output, hosts, _s = parker_fleet.play(SITE, '-l', three['name'])
+        assert rc == 0, output[-6000:]
+        assert_up(view(three, parker_fleet.dir), three['name'])
+        parker_fleet.host_vars(one['name'], None)
+        guest_run(two, 'rmdir /run/parker/p3', state_dir=parker_fleet.dir)
+        rc, output, _hosts, _s = parker_fleet.play(VERIFY, '-e', 'parker_verify_dir=%s' % report)
+        found, summary = verdicts(report, parker_fleet.names)
+        assert summary['not_in_plan'] == [two['name']], summary
+        assert kinds(found[two['name']]) == [('device_returned', 'p1'), ('not_answering', 'p2')]
+    finally:
+        parker_fleet.host_vars(one['name'], None)
+        guest_run(two, 'rmdir /run/parker/p3 2>/dev/null; true', state_dir=parker_fleet.dir)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
