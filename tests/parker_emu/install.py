@@ -300,12 +300,13 @@ def install(s, guest, changes):
     current = applied_now(s, bundle)
     todo = pending(written, read_json(stamp_path), current)
     plan = decide(todo, guest.is_mounted(s), s['parker_emu_mounted'])
+    # Enabling only links the unit for the next guest boot; each reload costs seconds on a busy guest.
+    if not guest.unit_enabled(BOOT_UNIT):
+        guest.run(['systemctl', 'enable', '--no-reload', BOOT_UNIT])
+        changes.append('enabled ' + BOOT_UNIT)
     if plan['daemon_reload']:
         guest.run(['systemctl', 'daemon-reload'])
         changes.append('systemctl daemon-reload')
-    if not guest.unit_enabled(BOOT_UNIT):
-        guest.run(['systemctl', 'enable', BOOT_UNIT])
-        changes.append('enabled ' + BOOT_UNIT)
     if plan['unmount']:
         guest.unmount(s)
         changes.append('unmounted %s (%s)' % (s['parker_emu_root'], ', '.join(sorted(todo)) or 'not wanted'))

@@ -259,8 +259,8 @@ def test_first_run_then_nothing(guest):
     assert status == 0 and result['changed'] is True
     assert guest.ran == [
         ['dpkg-divert', '--local', '--rename', '--divert', '/sbin/kexec.distrib', '--add', '/sbin/kexec'],
-        ['systemctl', 'daemon-reload'],
-        ['systemctl', 'enable', 'parker-emu-boot.service']]
+        ['systemctl', 'enable', '--no-reload', 'parker-emu-boot.service'],
+        ['systemctl', 'daemon-reload']]
     assert guest.boots == [True] and not guest.mounted
     assert 'wrote /opt/parker-emu/boot.py' in result['changes'] and 'wrote /sbin/kexec' in result['changes']
     for name, source in BUNDLE.items():
