@@ -272,7 +272,7 @@ def test_a_killed_run_converges(parker_fleet):
     proc, log = parker_fleet.bringup_in_background('killed.log')
     # Kill it while it applies the partitions: some hosts hold part of them, none is finished.
     deadline = time.time() + 600
-    while 'Apply partition' not in open(log).read():
+    while 'Partitions of this host, started' not in open(log).read():
         assert proc.poll() is None and time.time() < deadline, open(log).read()[-4000:]
         time.sleep(0.5)
     # ...once a module on some guest has begun writing: its partition directory is there.
