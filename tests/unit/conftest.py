@@ -1,7 +1,7 @@
 import pytest
 
-from unit_helpers import FakeModule, ModuleExit
-from fakehost import FakeHost  # noqa: F401
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import FakeModule, ModuleExit
+from ansible_collections.parker.kernel.tests.unit.fakehost import FakeHost  # noqa: F401
 
 
 @pytest.fixture
@@ -11,7 +11,7 @@ def host(tmp_path):
 
 @pytest.fixture
 def sim(host, monkeypatch):
-    from fakehost import KernelSim
+    from ansible_collections.parker.kernel.tests.unit.fakehost import KernelSim
     return KernelSim(host).install(monkeypatch)
 
 

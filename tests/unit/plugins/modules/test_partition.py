@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils import _hostio
 from ansible_collections.parker.kernel.plugins.module_utils._partition import run_partition
 
