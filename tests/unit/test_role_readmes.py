@@ -25,8 +25,8 @@ def load_tool():
 
 def roles():
     top = os.path.join(REPO, 'roles')
-    return sorted(name for name in os.listdir(top) if os.path.exists(os.path.join(top, name, 'meta',
-                                                                                   'argument_specs.yml')))
+    return sorted(name for name in os.listdir(top)
+                  if os.path.exists(os.path.join(top, name, 'meta', 'argument_specs.yml')))
 
 
 @pytest.mark.parametrize('role', roles())
