@@ -1,6 +1,6 @@
 import pytest
 
-from fakehost import FakeHost  # noqa: F401
+from ansible_collections.parker.kernel.tests.unit.fakehost import FakeHost  # noqa: F401
 
 
 @pytest.fixture
@@ -10,7 +10,7 @@ def host(tmp_path):
 
 @pytest.fixture
 def sim(host, monkeypatch):
-    from fakehost import KernelSim
+    from ansible_collections.parker.kernel.tests.unit.fakehost import KernelSim
     return KernelSim(host).install(monkeypatch)
 
 
@@ -34,7 +34,7 @@ def fail_write(sim, monkeypatch):
 @pytest.fixture
 def run(host, sim, monkeypatch):
     """run(operation, params) runs the module whose main() calls ``operation``, through its argument spec."""
-    from parker_kernel import run_module
+    from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
     from ansible_collections.parker.kernel.plugins.modules import boot_cmdline, cpu_offline, device_detach, \
         kexec_load, mem_reserve
     modules = dict((m.__name__.rsplit('.', 1)[-1], m) for m in (boot_cmdline, cpu_offline, device_detach, kexec_load,

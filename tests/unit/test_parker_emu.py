@@ -23,7 +23,7 @@ from parker_emu import boot as emuboot  # noqa: E402  pylint: disable=wrong-impo
 from parker_emu import model as emu  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu.model import CmaAreas  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu.model import FakeBackend, ParkerKernfs, SysfsBackend  # noqa: E402  pylint: disable=wrong-import-position
-from unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def errno_of(call, *args):

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from parker_emu import instance  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu import kexec_recorder  # noqa: E402  pylint: disable=wrong-import-position
 from parker_emu.model import FakeBackend  # noqa: E402  pylint: disable=wrong-import-position
-from unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import import_parkerfs  # noqa: E402  pylint: disable=wrong-import-position
 
 CONTROL = 0x1417d9000
 BASE, SIZE = 0x110000000, 128 << 20

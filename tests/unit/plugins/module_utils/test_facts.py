@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from fakehost import FakeHost
+from ansible_collections.parker.kernel.tests.unit.fakehost import FakeHost
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
 from ansible_collections.parker.kernel.plugins.module_utils import _facts
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
 from ansible_collections.parker.kernel.plugins.module_utils._pci import run_device_detach
 from ansible_collections.parker.kernel.plugins.module_utils import _ownership

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from parker_kernel import ParkerHost, ROOT
+from ansible_collections.parker.kernel.tests.unit.parker_kernel import ParkerHost, ROOT
 from ansible_collections.parker.kernel.plugins.module_utils import _bootloader, _cpu, _drift, _facts, _hostio, \
     _kexec, _memory, _parker, _partition, _partition_plan, _partition_start, _pci, _state
 

@@ -1,7 +1,6 @@
 import pytest
 
 from ansible_collections.parker.kernel.plugins.module_utils import _render
-from ansible_collections.parker.kernel.plugins.filter import cmdline as filters
 
 
 def test_layers_merge_by_name_later_wins_and_repeatables_accumulate():
@@ -42,16 +41,6 @@ def test_isolation_derives_housekeeping():
         _render.isolation_args('0-7', '0-7')
 
 
-def test_app_kernel_line():
-    partition = {'name': 'p1', 'control_structure': '0x1417d9000', 'memory': {'size': 1 << 30, 'start': 0x100000000}}
-    tokens = filters.cmdline_app_kernel(partition, console='ttyS1,115200', root='/dev/nvme0n1p1',
-                                        ip={'address': '192.0.2.10/24', 'gateway': '192.0.2.1',
-                                            'hostname': 'p1', 'iface': 'eth0'},
-                                        extra=[{'name': 'nohz', 'value': 'on'}])
-    assert tokens == ['parker=0x1417d9000', 'memmap=exactmap', 'memmap=1G@0x100000000', 'console=ttyS1,115200',
-                      'root=/dev/nvme0n1p1', 'ip=192.0.2.10::192.0.2.1:255.255.255.0:p1:eth0:off', 'nohz=on']
-
-
 def test_lint_names_knob_and_both_values():
     boot = ['mitigations=auto', 'intel_iommu=on', 'quiet']
     findings = _render.lint(boot, {'p1': ['mitigations=off', 'intel_iommu=on'], 'p2': ['tsc=reliable']})
@@ -59,19 +48,10 @@ def test_lint_names_knob_and_both_values():
             'application': 'off'} in findings
     assert any(f['partition'] == 'p2' and f['key'] == 'tsc' for f in findings)
     assert not any(f['partition'] == 'p1' and f['key'] == 'intel_iommu' for f in findings)
-    with pytest.raises(_render.RenderError) as exc:
-        filters.cmdline_lint(boot, {'p1': ['mitigations=off']}, strict=True)
-    assert 'mitigations is auto on the Boot Kernel and off on p1' in str(exc.value)
 
 
 def test_grub_escape():
     assert _render.grub_escape('memmap=64M$0x30000000') == 'memmap=64M\\\\\\$0x30000000'
-
-
-def test_lingering_matches_bare_keys_and_exact_tokens():
-    running = ['ro', 'nohz_full=2-3', 'quiet', 'crashkernel=256M']
-    assert filters.cmdline_lingering(running, ['crashkernel=256M'], ['nohz_full', 'quiet', 'crashkernel']) == \
-        ['nohz_full=2-3', 'quiet']
 
 
 @pytest.mark.parametrize('tokens,fragment', [

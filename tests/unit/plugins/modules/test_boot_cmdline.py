@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._bootloader import run_boot_cmdline, grub_cfg_default_tokens
 
 DEFAULT_GRUB = ('GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\n'

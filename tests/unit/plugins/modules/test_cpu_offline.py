@@ -1,6 +1,6 @@
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._cpu import run_cpu_offline
 
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._pci import run_device_detach
 
 

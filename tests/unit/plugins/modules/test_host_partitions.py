@@ -2,8 +2,8 @@
 
 import pytest
 
-from parker_kernel import ParkerHost, ROOT, run_module
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.parker_kernel import ParkerHost, ROOT, run_module
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.modules import host_partitions
 
 KERNEL = '/boot/vmlinuz-6.1.0-fake-amd64'

@@ -1,6 +1,6 @@
 import pytest
 
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._kexec import run_kexec_load
 
 KERNEL = '/boot/vmlinuz-6.1.0-fake-amd64'

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from parker_kernel import ParkerHost, ROOT, run_module
-from unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.parker_kernel import ParkerHost, ROOT, run_module
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
 from ansible_collections.parker.kernel.plugins.module_utils import _hostio, _parker
 from ansible_collections.parker.kernel.plugins.modules import partition
 
