@@ -204,7 +204,7 @@ class Guest:
         return proc.stdout.strip() == 'enabled'
 
     def emulation(self, code_dir):
-        """boot.py as just unpacked (imported here: a python3 start costs seconds on a TCG guest)."""
+        """boot.py as just unpacked, imported rather than run: each python3 start is slow on a busy TCG guest."""
         if self._boot is None:
             sys.path.insert(0, code_dir)
             import boot  # pylint: disable=import-outside-toplevel,import-error
