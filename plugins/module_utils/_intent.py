@@ -537,7 +537,11 @@ def _plain(value):
 
 def canonical(value):
     """A deterministic JSON text of any intent-like value (sorted keys, no spaces)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(',', ':'))
+    try:
+        # Ansible's tagged strings and dicts are str and dict subclasses: the C encoder takes them as they are.
+        return json.dumps(value, sort_keys=True, separators=(',', ':'))
+    except (TypeError, ValueError):
+        return json.dumps(_plain(value), sort_keys=True, separators=(',', ':'))
 
 
 _CACHE = {}
