@@ -697,17 +697,30 @@ def _solve(host, intent):
             'memory_by_node': memory_by_node}
 
 
+def _message_key(host):
+    """What a refusal's wording reads beyond ``host.key``: addresses, in-use reasons, holders, exact sizes."""
+    devices = tuple((bool(d.get('ssh')), bool(d.get('default_route')), bool(d.get('root_fs')),
+                     tuple(d.get('in_use') or ()), d.get('claimed_by'), d.get('class')) for d in host.dev_facts)
+    return (host.key, tuple(host.addresses), devices, tuple(sorted(host.holders.items())),
+            tuple(sorted(host.mem_detail.items())), tuple(sorted(host.group_names.items(), key=lambda kv: kv[0])))
+
+
 def solve(host, intent, cache=True):
-    """The positional solution for a host (cached by ``host.key`` when it fits)."""
-    if cache:
-        found = _SOLUTIONS.get(host.key)
-        if found is not None:
-            return found
+    """The positional solution for a host. Decisions read only ``host.key``, so one that fits is cached by it;
+    a refusal's wording names the host's own devices and sizes, so it is cached with those too."""
+    if not cache:
+        return _solve(host, intent)
+    found = _SOLUTIONS.get(host.key)
+    if found is not None:
+        return found
+    refusal_key = _message_key(host)
+    found = _SOLUTIONS.get(refusal_key)
+    if found is not None:
+        return found
     solution = _solve(host, intent)
-    if cache and solution['ok']:
-        if len(_SOLUTIONS) >= _SOLUTION_LIMIT:
-            _SOLUTIONS.clear()
-        _SOLUTIONS[host.key] = solution
+    if len(_SOLUTIONS) >= _SOLUTION_LIMIT:
+        _SOLUTIONS.clear()
+    _SOLUTIONS[host.key if solution['ok'] else refusal_key] = solution
     return solution
 
 
