@@ -50,6 +50,27 @@ def colour(index):
     return 'hsl(%d,55%%,52%%)' % hue
 
 
+_NARROW = frozenset("iljtf.,:;|!'()[] 1-/")
+_WIDE = frozenset('MWmw@%')
+
+
+def _width(text, size=11, bold=False):
+    """About how wide DejaVu Sans draws ``text`` at ``size`` px."""
+    em = 0.0
+    for char in str(text):
+        if char in _NARROW:
+            em += 0.33
+        elif char in _WIDE:
+            em += 0.92
+        elif char.isupper():
+            em += 0.72
+        elif char.isdigit():
+            em += 0.64
+        else:
+            em += 0.62
+    return em * size * (1.1 if bold else 1.0)
+
+
 def _fit(text, width, char=CHAR):
     """Cut text to about ``width`` pixels."""
     text = str(text)
@@ -386,13 +407,13 @@ def host_svg(facts, plan, title=None, subtitle=None):
     name = title or (plan or {}).get('host') or 'host'
     fingerprint = (plan or {}).get('fingerprint') or _fingerprint.fingerprint_parts(facts, topo)[1]['id']
     hardware = (plan or {}).get('hardware') or _fingerprint.fingerprint_parts(facts, topo)[1]['summary']
-    svg.text(16, y + 16, name, size=18, weight='bold')
+    svg.text(16, y + 16, _fit(name, width - 420, 11.5), size=18, weight='bold')
     refused = bool((plan or {}).get('refused'))
     status = ('REFUSED \u00b7 %d reason%s' % (len(plan['reasons']), '' if len(plan['reasons']) == 1 else 's')
               if refused else ('plan \u00b7 %d partition%s' % (len(owners.entries), '' if len(owners.entries) == 1
                                                                  else 's') if plan else 'topology only'))
-    status_w = len(status) * 7 + 16
-    sx = 16 + min(len(name) * 11.8, width - 400) + 14
+    status_w = _width(status, 11, True) + 18
+    sx = round(16 + min(_width(name, 18, True), width - 400) + 12, 1)
     svg.rect(sx, y + 2, status_w, 20, '#c81e1e' if refused else '#2f855a', rx=10)
     svg.text(sx + status_w / 2.0, y + 16, status, size=11, fill='#ffffff', weight='bold', anchor='middle')
     y += 26
@@ -411,12 +432,13 @@ def host_svg(facts, plan, title=None, subtitle=None):
         legend.append(('held', 'held', 'by a partition outside the plan', HELD))
     x = 16
     for key, label, detail, fill in legend:
-        w = 18 + len(label) * 7.6 + 6 + len(detail) * 5.9 + 14
+        label_w = _width(label, 11, True)
+        w = 18 + label_w + 6 + _width(detail, 10) + 18
         if x > 16 and x + w > width - 16:
             x, y = 16, y + 20
         svg.rect(x, y + 2, 13, 13, fill, '#7b8794' if key == 'boot' else None, rx=3)
         svg.text(x + 18, y + 13, label, size=11, weight='bold')
-        svg.text(x + 18 + len(label) * 7.6 + 6, y + 13, detail, size=10, fill='#52606d')
+        svg.text(round(x + 18 + label_w + 6, 1), y + 13, detail, size=10, fill='#52606d')
         x += w
     y += 26
     if refused:

@@ -47,52 +47,55 @@ def _raw_key(cpu_list):
 
 def _build(raw, ident):
     topo = Topology()
-    by_core = {}
-    missing = []
-    for cpu, node, package, die, core_cpus, llc in raw:
-        if core_cpus is None:
-            missing.append(cpu)
-            key = ('cpu', cpu)
+    by_core, missing = {}, []
+    for row in raw:
+        key = row[4]
+        if key is None:
+            missing.append(row[0])
+            key = ('cpu', row[0])
+        rows = by_core.get(key)
+        if rows is None:
+            by_core[key] = [row]
         else:
-            key = core_cpus
-        entry = by_core.get(key)
-        if entry is None:
-            by_core[key] = [cpu, node, package, die, llc, [cpu]]
-        else:
-            entry[5].append(cpu)
-            if cpu < entry[0]:
-                entry[0:5] = [cpu, node, package, die, llc]
-    cores = sorted(by_core.values(), key=itemgetter(0))
-    # Rank dies and LLC domains within their node by lowest CPU: cores are already in CPU order.
-    die_rank, llc_rank = {}, {}
-    for first, node, package, die, llc, _cpus in cores:
+            rows.append(row)
+    # One record per core, from its lowest CPU: (first CPU, node, package, die, llc, CPUs).
+    records = []
+    for rows in by_core.values():
+        if len(rows) > 1:
+            rows.sort(key=itemgetter(0))
+        first = rows[0]
+        records.append((first[0], first[1], first[2], first[3], first[5], tuple(r[0] for r in rows)))
+    records.sort(key=itemgetter(0))
+    # Rank dies within their node and LLC domains within their die by lowest CPU (records are in CPU order).
+    die_rank, llc_rank, dies_in, llcs_in = {}, {}, {}, {}
+    for _first, node, package, die, llc, _cpus in records:
         die_key = (node, package, die)
         if die_key not in die_rank:
-            die_rank[die_key] = sum(1 for k in die_rank if k[0] == node)
+            die_rank[die_key] = dies_in.get(node, 0)
+            dies_in[node] = die_rank[die_key] + 1
         llc_key = (node, package, die, llc)
         if llc_key not in llc_rank:
-            llc_rank[llc_key] = sum(1 for k in llc_rank if k[:3] == die_key)
-    node_sort = dict((n, (1, 0) if n is None else (0, n)) for n in set(c[1] for c in cores))
-    order = sorted(cores, key=lambda c: (node_sort[c[1]], die_rank[(c[1], c[2], c[3])],
-                                         llc_rank[(c[1], c[2], c[3], c[4])], c[0]))
-    topo.cores = [tuple(sorted(c[5])) for c in order]
-    topo.core_node = [c[1] for c in order]
-    topo.core_package = [c[2] for c in order]
+            llc_rank[llc_key] = llcs_in.get(die_key, 0)
+            llcs_in[die_key] = llc_rank[llc_key] + 1
+    order = sorted(records, key=lambda r: (r[1] is None, r[1] or 0, die_rank[(r[1], r[2], r[3])],
+                                           llc_rank[(r[1], r[2], r[3], r[4])], r[0]))
+    topo.cores = [r[5] for r in order]
+    topo.core_node = [r[1] for r in order]
+    topo.core_package = [r[2] for r in order]
     topo.core_group, topo.core_die, topo.groups, topo.group_llc = [], [], [], []
+    groups, dies = topo.groups, {}
     previous = None
-    for index, c in enumerate(order):
-        key = (c[1], c[2], c[3], c[4])
+    for index, r in enumerate(order):
+        key = (r[1], r[2], r[3], r[4])
         if key != previous:
-            topo.groups.append([c[1], die_rank[(c[1], c[2], c[3])], index, index + 1])
-            topo.group_llc.append(c[4])
+            groups.append([r[1], die_rank[key[:3]], index, index + 1])
+            topo.group_llc.append(r[4])
             previous = key
         else:
-            topo.groups[-1][3] = index + 1
-        topo.core_group.append(len(topo.groups) - 1)
-    dies = {}
-    for index, c in enumerate(order):
-        topo.core_die.append(dies.setdefault((c[1], c[2], c[3]), len(dies)))
-    topo.groups = [tuple(g) for g in topo.groups]
+            groups[-1][3] = index + 1
+        topo.core_group.append(len(groups) - 1)
+        topo.core_die.append(dies.setdefault(key[:3], len(dies)))
+    topo.groups = [tuple(g) for g in groups]
     topo.node_cores = {}
     for index, node in enumerate(topo.core_node):
         topo.node_cores.setdefault(node, []).append(index)
@@ -103,16 +106,15 @@ def _build(raw, ident):
         nodes = topo.package_nodes.setdefault(package, [])
         if node not in nodes:
             nodes.append(node)
-    lowest = [c[0] for c in topo.cores]
+    lowest = [r[0] for r in order]
     topo.boot_core = lowest.index(min(lowest)) if lowest else None
-    ranked = sorted(range(len(lowest)), key=lowest.__getitem__)
     topo.rank = [0] * len(lowest)
-    for position, index in enumerate(ranked):
+    for position, index in enumerate(sorted(range(len(lowest)), key=lowest.__getitem__)):
         topo.rank[index] = position
     topo.missing = sorted(missing)
     topo.ident = ident
     topo.cpu_count = len(raw)
-    topo.die_shown = len(set((c[2], c[3]) for c in order)) > len(set(c[2] for c in order))
+    topo.die_shown = len(set((r[2], r[3]) for r in order)) > len(set(r[2] for r in order))
     topo.llc_shown = any(llc is not None for llc in topo.group_llc)
     topo.shape = _shape(topo)
     return topo
