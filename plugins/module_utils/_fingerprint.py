@@ -174,8 +174,8 @@ def differences(shape, other):
             continue
         for key in ('socket', 'cores', 'dies', 'llc', 'threads_per_core', 'memory_gib', 'devices'):
             if mine[node].get(key) != theirs[node].get(key):
-                found.append('node %s %s %s instead of %s' % (node, key.replace('_', ' '), mine[node].get(key),
-                                                               theirs[node].get(key)))
+                found.append('node %s %s %s instead of %s'
+                             % (node, key.replace('_', ' '), mine[node].get(key), theirs[node].get(key)))
     if shape.get('devices_without_node') != other.get('devices_without_node'):
         found.append('devices without a node %s instead of %s' % (shape.get('devices_without_node'),
                                                                   other.get('devices_without_node')))

@@ -409,9 +409,12 @@ def host_svg(facts, plan, title=None, subtitle=None):
     hardware = (plan or {}).get('hardware') or _fingerprint.fingerprint_parts(facts, topo)[1]['summary']
     svg.text(16, y + 16, _fit(name, width - 420, 11.5), size=18, weight='bold')
     refused = bool((plan or {}).get('refused'))
-    status = ('REFUSED \u00b7 %d reason%s' % (len(plan['reasons']), '' if len(plan['reasons']) == 1 else 's')
-              if refused else ('plan \u00b7 %d partition%s' % (len(owners.entries), '' if len(owners.entries) == 1
-                                                                 else 's') if plan else 'topology only'))
+    if refused:
+        status = 'REFUSED \u00b7 %d reason%s' % (len(plan['reasons']), '' if len(plan['reasons']) == 1 else 's')
+    elif plan:
+        status = 'plan \u00b7 %d partition%s' % (len(owners.entries), '' if len(owners.entries) == 1 else 's')
+    else:
+        status = 'topology only'
     status_w = _width(status, 11, True) + 18
     sx = round(16 + min(_width(name, 18, True), width - 400) + 12, 1)
     svg.rect(sx, y + 2, status_w, 20, '#c81e1e' if refused else '#2f855a', rx=10)
@@ -485,9 +488,9 @@ def host_svg(facts, plan, title=None, subtitle=None):
             key, who = _device_owner(dev, owners)
             svg.rect(16, y + 1, 10, 10, owners.colour.get(key, BOOT_FREE), '#7b8794' if key == 'boot' else None,
                      rx=2)
-            svg.text(31, y + 10, '%s %s %s \u00b7 %s' % (dev.get('address'), _fingerprint.kind_of(dev.get('class')),
-                                                          ','.join((dev.get('net') or []) + (dev.get('block') or [])),
-                                                          who), size=10)
+            names = ','.join((dev.get('net') or []) + (dev.get('block') or []))
+            line = '%s %s %s \u00b7 %s' % (dev.get('address'), _fingerprint.kind_of(dev.get('class')), names, who)
+            svg.text(31, y + 10, line, size=10)
             y += 15
     height = y + 8
     head = ("<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' %s>"

@@ -436,8 +436,8 @@ def _take(state, request, name, primary, nodes, dry=False):
     host = state.host
     matched = [i for i, dev in enumerate(host.devices) if _matches(request, dev)]
     if not matched:
-        return [], [], '%s asks for %d %s; no device on this host matches' % (name, request['count'],
-                                                                               request['label']), 0
+        return [], [], ('%s asks for %d %s; no device on this host matches'
+                        % (name, request['count'], request['label'])), 0
     matched_set = set(matched)
     candidates, blocked, seen = [], [], set()
     for position in matched:
@@ -473,7 +473,9 @@ def _take(state, request, name, primary, nodes, dry=False):
             remote += len(wanted)
     if remaining == 0 or dry:
         return chosen, companions, (None if remaining == 0 else 'short'), remote
-    label = lambda i: device_label(host.dev_facts[i])  # noqa: E731
+
+    def label(position):
+        return device_label(host.dev_facts[position])
     text = '%s asks for %d %s%s; %s' % (
         name, request['count'], request['label'], ' on its node %s' % primary if request['local'] == 'require' else '',
         ('only %d can be given (%s)' % (len(chosen), ', '.join(label(i) for i in chosen))) if chosen
@@ -768,8 +770,8 @@ def _network(part, intent, identity):
         where = 'host index %d x stride %d + slot %d + first %d = offset %d' % (
             identity['index'], pool['stride'], spec['slot'], pool['first'], offset)
         if offset >= pool['size']:
-            return None, '%s: %s is beyond pool %s (%s, %d addresses)' % (name, where, spec['pool'], pool['network'],
-                                                                         pool['size'])
+            return None, ('%s: %s is beyond pool %s (%s, %d addresses)'
+                          % (name, where, spec['pool'], pool['network'], pool['size']))
         if offset == 0 or (pool['prefix'] < 31 and offset == pool['size'] - 1):
             return None, '%s: %s is pool %s\'s %s address' % (name, where, spec['pool'],
                                                               'network' if offset == 0 else 'broadcast')

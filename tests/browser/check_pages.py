@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the planner's pictures and fleet page for a sample fleet, and check them in headless Chromium.
 
 Plans a synthetic fleet (10,000 hosts by default, five hardware classes, one host with odd hardware, one
@@ -18,7 +17,6 @@ takes PNG screenshots there to look at.
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,7 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'unit'))
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-import conftest  # noqa: E402,F401  (makes ansible_collections.parker.kernel importable)
+# tests/conftest.py makes ansible_collections.parker.kernel importable from this checkout.
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 from synthfacts import synth, intel_2s, amd_nps4  # noqa: E402
 from ansible_collections.parker.kernel.plugins.module_utils import _planner, _picture, _fingerprint  # noqa: E402
 
@@ -49,9 +48,9 @@ INTENT = {
 # Hardware families as the inventory groups them; 'odd' is an Intel host with half the memory on node 1,
 # 'memless' a part whose node 1 has no memory (the intent pins web there: refused).
 FAMILIES = [
-    ('intel', lambda: intel_2s()),
+    ('intel', intel_2s),
     ('intel', lambda: intel_2s(numbering='interleaved', bus_offset=4)),
-    ('amd', lambda: amd_nps4()),
+    ('amd', amd_nps4),
     ('arm', lambda: synth(sockets=1, nodes_per_socket=2, cores_per_node=32, threads=1, numbering='adjacent',
                           llc_cores=16, model=None)),
     ('memless', lambda: synth(sockets=2, cores_per_node=12, memoryless=(1,), node_gib=128)),
@@ -69,7 +68,7 @@ def chromium(binary, url, extra, profile, timeout=90):
     cmd = [binary, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync',
            '--user-data-dir=' + profile, '--enable-logging=stderr', '--v=0'] + extra + [url]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False)
     return done.stdout.decode('utf-8', 'replace'), done.stderr.decode('utf-8', 'replace')
 
 
@@ -123,7 +122,7 @@ def build(out, count):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=10000)
     parser.add_argument('--out', help='keep the pages (and screenshots) in this directory')
     parser.add_argument('--screenshots', action='store_true')

@@ -97,7 +97,7 @@ def synth(sockets=2, nodes_per_socket=1, cores_per_node=8, threads=2, llc_cores=
         gib = 0 if node in memoryless else (node_gib[node] if isinstance(node_gib, (list, tuple)) else node_gib)
         total = gib * GIB
         count = total // block_size
-        for _ in range(count):
+        for _block in range(count):
             blocks.append({'id': block_id, 'node': node, 'state': 'online', 'start': block_id * block_size,
                            'end': (block_id + 1) * block_size - 1, 'valid_zones': ['Normal'], 'removable': 1})
             block_id += 1
@@ -148,7 +148,7 @@ def _devices(specs, bus_offset, ssh, root_disk):
         kind = spec['type']
         node = spec['node']
         functions = spec.get('functions', 1)
-        for _ in range(spec.get('count', 1)):
+        for _slot in range(spec.get('count', 1)):
             slot = slot_of_node.get(node, 0)
             slot_of_node[node] = slot + 1
             bus = (0x17 + 0x20 * node + bus_offset) % 0x100

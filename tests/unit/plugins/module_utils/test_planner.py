@@ -461,3 +461,33 @@ def test_fingerprint_ignores_numbering_addresses_and_reservations():
     assert _fingerprint.hardware_fingerprint(reserved)['id'] == base['id']
     assert _fingerprint.hardware_fingerprint(intel_2s(model='Other'))['id'] != base['id']
     assert _fingerprint.hardware_fingerprint(amd_nps4())['shape']['nodes'][0]['llc'] == [8, 8]
+
+
+def test_byte_identical_across_hash_seeds():
+    """No set or dict order leaks into a plan, a fingerprint or a picture: other processes, other hash seeds."""
+    import os
+    import subprocess
+    import sys
+    script = '\n'.join([
+        'import json, sys',
+        'sys.path[:0] = %r' % sys.path[:],
+        'import conftest',
+        'from synthfacts import amd_nps4, intel_2s',
+        'from test_planner import INTENT',
+        'from ansible_collections.parker.kernel.plugins.module_utils import _planner, _picture, _fingerprint',
+        'out = []',
+        'for facts in (amd_nps4(), intel_2s(numbering="interleaved")):',
+        '    plan = _planner.plan_host(facts, INTENT, {"name": "h", "index": 5})',
+        '    out.append(json.dumps(plan))',
+        '    out.append(json.dumps(_fingerprint.hardware_fingerprint(facts)))',
+        '    out.append(_picture.host_svg(facts, plan))',
+        'sys.stdout.write("\\n".join(out))',
+    ])
+    here = os.path.dirname(os.path.abspath(__file__))
+    outputs = set()
+    for seed in ('1', '2', '12345'):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run([sys.executable, '-c', script], env=env, cwd=here, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1 and len(outputs.pop()) > 10000
