@@ -145,6 +145,22 @@ class _Owners(object):
                 self.device.setdefault(address, 'held')
                 self.holder.setdefault(address, held.get('name'))
 
+    def finish(self):
+        """CSS class and escaped label per owner key, for the drawing loops."""
+        self.css = {'hk': 'hk', 'boot': 'bf', 'held': 'hd'}
+        self.escaped = dict((key, esc(self.label(key))) for key in ('hk', 'boot', 'held'))
+        for number, (key, _label, _detail, _fill) in enumerate(self.entries):
+            self.css[key] = 'p%d' % number
+            self.escaped[key] = esc(self.label(key))
+        return self
+
+    def style(self):
+        rules = ['.hk{fill:%s}.bf{fill:%s}.hd{fill:%s}' % (HOUSEKEEPING, BOOT_FREE, HELD),
+                 '.co{fill:none;stroke:#3e4c59;stroke-opacity:.35}.sp{stroke:#fff;stroke-width:1}',
+                 '.ht{stroke:#fff;stroke-width:1.2}']
+        rules.extend('.%s{fill:%s;fill-opacity:.9}' % (self.css[key], fill) for key, _l, _d, fill in self.entries)
+        return '<style>%s</style>' % ''.join(rules)
+
     def label(self, key):
         if key == 'hk':
             return 'Boot Kernel (housekeeping)'
@@ -261,30 +277,28 @@ def _draw_node(svg, topo, facts, owners, node, x0, y0, devices, memory_total, ce
         else:
             name = ('die %d \u00b7 ' % topo.groups[gi][1]) if topo.die_shown else 'cores'
         svg.text(gx + 6, gy + 11, _fit('%s  %s' % (name, label_cpus), bw - 10, 5.4), size=9, fill='#616e7c')
+        step_x, step_y = cw + GAP, cell + GAP
+        add = svg.parts.append
         for k, core in enumerate(members):
-            cx = gx + 6 + (k % cols) * (cw + GAP)
-            cy = gy + 16 + (k // cols) * (cell + GAP)
+            cx = gx + 6 + (k % cols) * step_x
+            cy = gy + 16 + (k // cols) * step_y
             threads = topo.cores[core]
-            tw = cw / float(len(threads))
             keys = [owners.cpu.get(cpu, 'boot') for cpu in threads]
-            title = 'CPU%s %s \u00b7 node %s \u00b7 %s' % (
-                's' if len(threads) > 1 else '', ','.join(str(c) for c in threads), node,
-                ' / '.join(sorted(set(owners.label(k) for k in keys))))
-            svg.add("<g><title>%s</title>" % esc(title))
-            for t, cpu in enumerate(threads):
-                key = keys[t]
-                fill = owners.colour.get(key, BOOT_FREE)
-                extra = " fill-opacity='0.9'" if key.startswith('p:') else ''
-                svg.rect(round(cx + t * tw, 2), cy, round(tw, 2), cell, fill, extra=extra)
+            if len(set(keys)) == 1:
+                who = owners.escaped[keys[0]]
+            else:
+                who = ' / '.join(sorted(set(owners.escaped[key] for key in keys)))
+            add("<g><title>CPU%s %s \u00b7 node %s \u00b7 %s</title>" % (
+                's' if len(threads) > 1 else '', ','.join(map(str, threads)), node, who))
+            tw = cw / float(len(threads))
+            for t, key in enumerate(keys):
+                add("<rect class='%s' x='%g' y='%g' width='%g' height='%d'/>" % (
+                    owners.css[key], cx + t * tw, cy, tw, cell))
                 if key == 'held':
-                    svg.add("<path d='M%g %gl%g %g' stroke='#fff' stroke-width='1.2'/>" % (
-                        cx + t * tw, cy + cell, tw, -cell))
-            if len(threads) > 1:
-                for t in range(1, len(threads)):
-                    svg.add("<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ffffff' stroke-width='1'/>" % (
-                        round(cx + t * tw, 2), cy, round(cx + t * tw, 2), cy + cell))
-            svg.rect(cx, cy, cw, cell, 'none', '#3e4c59', rx=2, extra=" stroke-opacity='0.35'")
-            svg.add('</g>')
+                    add("<path class='ht' d='M%g %gl%g %g'/>" % (cx + t * tw, cy + cell, tw, -cell))
+                if t:
+                    add("<path class='sp' d='M%g %gv%d'/>" % (cx + t * tw, cy, cell))
+            add("<rect class='co' x='%g' y='%g' width='%g' height='%d' rx='2'/></g>" % (cx, cy, cw, cell))
     y += cores_h + 12
     # Memory bar: what the partitions take from this node, the rest stays with the Boot Kernel.
     svg.text(x0 + PAD, y + 9, 'memory', size=10, fill='#52606d')
@@ -354,7 +368,7 @@ def host_svg(facts, plan, title=None, subtitle=None):
     if isinstance(facts, dict) and 'parker_kernel' in facts and 'cpus' not in facts:
         facts = facts['parker_kernel']
     topo = _topology.cpu_topology(facts['cpus'])
-    owners = _Owners(facts, plan)
+    owners = _Owners(facts, plan).finish()
     devices = _devices_of(facts)
     memory = dict((n['id'], n.get('mem_total') or 0) for n in (facts.get('numa') or {}).get('nodes') or [])
     gib = _fingerprint.node_memory_gib(facts)
@@ -364,7 +378,7 @@ def host_svg(facts, plan, title=None, subtitle=None):
     room = MAX_WIDTH - 2 * 16 - 2 * 12
     packages = topo.packages + ([None] if None in topo.package_nodes else [])
     # The largest cell with which each socket's nodes fit in one row (else the smallest, in wrapped rows).
-    for cell in (22, 18, 15, 13):
+    for cell in (22, 18, 14, 12):
         if all(sum(_node_size(topo, n, devices.get(n, []), cell)[0] + 12
                    for n in topo.package_nodes.get(p, []) if n is not None) - 12 <= room for p in packages):
             break
@@ -494,8 +508,8 @@ def host_svg(facts, plan, title=None, subtitle=None):
             y += 15
     height = y + 8
     head = ("<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' %s>"
-            "<title>%s</title><rect width='100%%' height='100%%' fill='#ffffff'/>" % (
-                width, height, width, height, FONT, esc('%s \u00b7 %s' % (name, fingerprint))))
+            "<title>%s</title>%s<rect width='100%%' height='100%%' fill='#ffffff'/>" % (
+                width, height, width, height, FONT, esc('%s \u00b7 %s' % (name, fingerprint)), owners.style()))
     return head + ''.join(svg.parts) + '</svg>\n'
 
 
