@@ -93,20 +93,21 @@ class Fleet(object):
 def run(hosts, cold=False):
     fleet = Fleet()
     _planner.clear_caches()
-    planned, refused, elapsed = [], 0, 0.0
+    planned, refused, elapsed, cpu = [], 0, 0.0, 0.0
     fingerprints = set()
     for index in range(hosts):
         facts = fleet.host(index)
         identity = {'name': 'host%05d' % index, 'index': index}
         if cold:
             _planner.clear_caches()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         plan = _planner.plan_host(facts, INTENT, identity)
         elapsed += time.perf_counter() - started
+        cpu += time.process_time() - started_cpu
         refused += plan['refused']
         fingerprints.add(plan['fingerprint'])
         planned.append(plan)
-    return elapsed, refused, len(fingerprints), planned
+    return elapsed, cpu, refused, len(fingerprints), planned
 
 
 def main():
@@ -117,17 +118,19 @@ def main():
     parser.add_argument('--show', type=int, default=0, help='print the plans of the first N hosts')
     args = parser.parse_args()
     started = time.perf_counter()
-    elapsed, refused, classes, plans = run(args.hosts, args.cold)
+    elapsed, cpu, refused, classes, plans = run(args.hosts, args.cold)
     wall = time.perf_counter() - started
+    load = os.getloadavg()[0]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     for plan in plans[:args.show]:
         print(json.dumps(plan, sort_keys=True, indent=1))
     per_host = elapsed / args.hosts
-    print('hosts=%d classes=%d refused=%d' % (args.hosts, classes, refused))
-    print('plan_host total %.3f s, %.1f us per host; with building the facts %.1f s' % (
-        elapsed, per_host * 1e6, wall))
-    print('projected for %d hosts: %.2f s, ratio to the %.0f s target %.2f' % (
-        TARGET_HOSTS, per_host * TARGET_HOSTS, TARGET_SECONDS, per_host * TARGET_HOSTS / TARGET_SECONDS))
+    print('hosts=%d classes=%d refused=%d (load average %.1f)' % (args.hosts, classes, refused, load))
+    print('plan_host total %.3f s wall, %.3f s CPU; %.1f us wall, %.1f us CPU per host; with building the facts '
+          '%.1f s' % (elapsed, cpu, per_host * 1e6, cpu / args.hosts * 1e6, wall))
+    print('projected for %d hosts: %.2f s wall (ratio to the %.0f s target %.2f), %.2f s CPU (ratio %.2f)' % (
+        TARGET_HOSTS, per_host * TARGET_HOSTS, TARGET_SECONDS, per_host * TARGET_HOSTS / TARGET_SECONDS,
+        cpu / args.hosts * TARGET_HOSTS, cpu / args.hosts * TARGET_HOSTS / TARGET_SECONDS))
     print('peak RSS %.0f MiB (target < 1024 MiB)' % (peak / float(1 << 20)))
 
 

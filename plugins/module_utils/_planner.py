@@ -46,6 +46,7 @@ _SOLUTIONS = {}
 _SOLUTION_LIMIT = 4096
 _DEV_FIELDS = itemgetter('address', 'numa_node', 'class', 'vendor', 'device', 'driver', 'net', 'block',
                          'iommu_group', 'ssh', 'default_route', 'root_fs', 'in_use', 'claimed_by')
+_ROW_ORDER = itemgetter(0, 1, 2, 3, 4)
 
 
 def clear_caches():
@@ -65,50 +66,47 @@ class _Host(object):
                  'problems', 'holders')
 
 
-def _node_of(value):
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _device_status(fields, names):
-    (_address, _node, _klass, _vendor, _device, driver, _net, _block, _group,
-     ssh, route, root, in_use, claimed) = fields
-    if ssh or route or root or in_use:
-        return 'boot'
-    if claimed:
-        return ('own:' + claimed) if claimed in names else 'foreign'
-    if not driver:
-        return 'nodriver'
-    return 'ok'
-
-
-def _host_devices(host, pci_devices, names):
+def _host_devices(host, pci_devices, names, only_node=None):
+    """The devices a partition could get, in canonical order (node, class, vendor, device, address), each as
+    (node, class, vendor, device, driver, names, group position, status); status is ok, boot (the Boot
+    Kernel uses it), own:NAME (a partition of this intent holds it), foreign or nodriver."""
     rows = []
     for dev in pci_devices:
-        fields = _DEV_FIELDS(dev)
-        klass = (fields[2] or '').lower().replace('0x', '')
-        if klass.startswith('06'):
+        (address, node, klass, vendor, device, driver, net, block, group,
+         ssh, route, root, in_use, claimed) = _DEV_FIELDS(dev)
+        klass = (klass or '').lower()
+        if klass[:2] == '0x':
+            klass = klass[2:]
+        if klass[:2] == '06':
             continue    # bridges are the platform's, never a partition's
-        node = _node_of(fields[1])
-        row = (node if node is not None else FAR, klass, fields[3] or '', fields[4] or '', fields[0])
-        rows.append((row, fields, dev))
-    rows.sort(key=itemgetter(0))
-    group_pos, devices, addresses, dev_facts, groups, group_names = {}, [], [], [], {}, {}
-    for position, (row, fields, dev) in enumerate(rows):
-        group = fields[8]
-        gkey = ('group', group) if group is not None else ('alone', fields[0])
-        if gkey not in group_pos:
-            group_pos[gkey] = len(group_pos)
-            group_names[group_pos[gkey]] = group
-        gpos = group_pos[gkey]
-        groups.setdefault(gpos, []).append(position)
-        names_of = tuple(fields[6] or ()) + tuple(fields[7] or ())
-        devices.append((_node_of(fields[1]), row[1], row[2], row[3], fields[5], names_of, gpos,
-                        _device_status(fields, names)))
-        addresses.append(fields[0])
-        dev_facts.append(dev)
+        if not (isinstance(node, int) and not isinstance(node, bool) and node >= 0):
+            node = only_node    # a one-node host's devices often say -1
+        if ssh or route or root or in_use:
+            status = 'boot'
+        elif claimed:
+            status = ('own:' + claimed) if claimed in names else 'foreign'
+        elif not driver:
+            status = 'nodriver'
+        else:
+            status = 'ok'
+        rows.append((FAR if node is None else node, klass, vendor or '', device or '', address, node, driver,
+                     tuple(net or ()) + tuple(block or ()), group, status, dev))
+    rows.sort(key=_ROW_ORDER)
+    group_pos, devices, groups, group_names = {}, [], {}, {}
+    for position, row in enumerate(rows):
+        group = row[8]
+        gkey = ('group', group) if group is not None else ('alone', row[4])
+        gpos = group_pos.get(gkey)
+        if gpos is None:
+            gpos = group_pos[gkey] = len(group_pos)
+            group_names[gpos] = group
+            groups[gpos] = [position]
+        else:
+            groups[gpos].append(position)
+        devices.append((row[5], row[1], row[2], row[3], row[6], row[7], gpos, row[9]))
     host.devices = tuple(devices)
-    host.addresses = addresses
-    host.dev_facts = dev_facts
+    host.addresses = [row[4] for row in rows]
+    host.dev_facts = [row[10] for row in rows]
     host.groups = dict((g, tuple(members)) for g, members in groups.items())
     host.group_names = group_names
 
@@ -201,7 +199,10 @@ def _build_host(facts, intent):
     unavailable, own_memory, foreign = _held(facts, topo, intent['names'])
     host.unavailable = frozenset(unavailable)
     host.holders = unavailable
-    _host_devices(host, (facts.get('pci') or {}).get('devices') or [], intent['names'])
+    _host_devices(host, (facts.get('pci') or {}).get('devices') or [], intent['names'],
+                  topo.nodes[0] if len(topo.nodes) == 1 else None)
+    if 'pci' not in facts and any(p['devices'] for p in intent['partitions']):
+        host.problems.append('the intent asks for devices but the facts have no pci subset (gather it)')
     _memory(host, facts, intent, own_memory, foreign)
     host.node_ids, host.distances = _distances(facts)
     host.key = (intent['key'], topo.ident, tuple(sorted(host.unavailable)), host.devices, host.unit,
@@ -801,9 +802,10 @@ def _network(part, intent, identity):
 def _facts_of(facts):
     if isinstance(facts, dict) and 'parker_kernel' in facts and 'cpus' not in facts:
         facts = facts['parker_kernel']
-    if not isinstance(facts, dict) or not isinstance(facts.get('cpus'), dict) or 'list' not in facts['cpus']:
+    if not isinstance(facts, dict) or not isinstance(facts.get('cpus'), dict) or 'list' not in facts['cpus'] \
+            or not isinstance(facts.get('numa'), dict):
         raise IntentError(['facts: expected ansible_facts.parker_kernel from parker.kernel.partition_facts with '
-                           'at least the cpus subset'], 'parker plan')
+                           'at least the cpus and numa subsets (and memory, pci, parker)'], 'parker plan')
     return facts
 
 

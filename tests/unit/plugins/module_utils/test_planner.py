@@ -491,3 +491,84 @@ def test_byte_identical_across_hash_seeds():
                               stderr=subprocess.PIPE, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1 and len(outputs.pop()) > 10000
+
+
+def test_one_node_host_devices_without_a_node_are_local():
+    facts = synth(sockets=1, cores_per_node=8, devices=[{'type': NIC, 'node': 0, 'count': 3, 'numa_node': -1}])
+    plan = _planner.plan_host(facts, {'partitions': [{'name': 'p', 'cpus': 2, 'memory': '1G',
+                                                      'devices': [{'class': 'net', 'local': 'require'}]}]}, 'h')
+    check(plan, facts)
+    assert plan['partitions'][0]['devices'] == ['0000:17:01.0'] and plan['warnings'] == []
+
+
+def test_facts_without_numa_or_pci():
+    facts = intel_2s()
+    del facts['pci']
+    plan = _planner.plan_host(facts, INTENT, {'name': 'n', 'index': 1})
+    assert plan['reasons'][0] == 'the intent asks for devices but the facts have no pci subset (gather it)'
+    del facts['numa']
+    with pytest.raises(IntentError) as exc:
+        _planner.plan_host(facts, INTENT, {'name': 'n', 'index': 1})
+    assert 'at least the cpus and numa subsets' in str(exc.value)
+
+
+REASONS = []
+
+
+def test_random_hosts_and_intents_keep_the_invariants():
+    """A fixed-seed sweep: random shapes, numberings, devices (in use, claimed, shared groups) and intents."""
+    import random
+    rng = random.Random(1212)
+    kinds = [NIC, NVME, GPU]
+    planned = refused = 0
+    for round_ in range(150):
+        sockets = rng.choice([1, 2])
+        per_socket = rng.choice([1, 2, 4])
+        cores = rng.choice([4, 6, 8, 16])
+        nodes = sockets * per_socket
+        devices = [{'type': rng.choice(kinds), 'node': rng.randrange(nodes), 'count': rng.randint(1, 3),
+                    'functions': rng.choice([1, 1, 2])} for _ in range(rng.randint(0, 6))]
+        facts = synth(sockets=sockets, nodes_per_socket=per_socket, cores_per_node=cores,
+                      threads=rng.choice([1, 2]), llc_cores=rng.choice([None, 2, 4]),
+                      numbering=rng.choice(['split', 'adjacent', 'interleaved']) if sockets == 2 else 'split',
+                      memoryless=(nodes - 1,) if nodes > 1 and rng.random() < 0.2 else (),
+                      node_gib=rng.choice([8, 32, 64]), devices=devices, bus_offset=rng.randrange(8))
+        for dev in facts['pci']['devices']:
+            if rng.random() < 0.1:
+                dev['in_use'] = ['random use']
+        parts = []
+        for number in range(rng.randint(1, 4)):
+            part = {'name': 'p%d' % number, 'memory': rng.choice(['1G', '2G', '10%', '30%'])}
+            shape = rng.random()
+            if shape < 0.5:
+                part['cpus'] = rng.randint(1, cores)
+            elif shape < 0.8:
+                part['cpus'] = rng.choice(['10%', '20%'])
+            else:
+                part['cpus'] = 'rest'
+                part['node'] = number % nodes
+            if rng.random() < 0.3 and part['cpus'] != 'rest':
+                part['node'] = rng.randrange(nodes)
+            elif rng.random() < 0.2 and 'node' not in part:
+                part['placement'] = 'spread'
+            if rng.random() < 0.2:
+                part['smt'] = 'single'
+            if rng.random() < 0.5:
+                part['devices'] = [{'class': rng.choice(['net', 'nvme', 'gpu']), 'count': rng.randint(1, 2)}]
+            parts.append(part)
+        rests = [p.get('node') for p in parts if p['cpus'] == 'rest']
+        if len(set(rests)) != len(rests):
+            continue
+        intent = {'housekeeping': {rng.choice(['cores_per_node', 'cores_per_socket']): rng.randint(0, 2)},
+                  'partitions': parts}
+        identity = {'name': 'r%d' % round_, 'index': round_}
+        plan = _planner.plan_host(facts, intent, identity)
+        check(plan, facts)
+        assert dumps(plan) == dumps(_planner.plan_host(copy.deepcopy(facts), intent, identity, cache=False))
+        if plan['refused']:
+            refused += 1
+            assert all(isinstance(r, str) and r for r in plan["reasons"])
+            REASONS.extend(plan["reasons"])
+        else:
+            planned += 1
+    assert planned > 30 and refused > 10, (planned, refused)
