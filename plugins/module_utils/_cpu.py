@@ -88,7 +88,8 @@ def run_cpu_offline(params, io, txn):
         for cpu in facts['list']:
             if cpu['id'] in to_change and cpu['topology_source'] == 'sysfs':
                 cache[str(cpu['id'])] = dict((k, cpu[k]) for k in
-                                             ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'))
+                                             ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus',
+                                              'llc'))
         txn.save_json(_facts.TOPOLOGY_CACHE, cache)
 
     value, undo = ('0', '1') if offline_state else ('1', '0')

@@ -142,7 +142,7 @@ def cpu_facts(io):
         for key in ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'):
             entry[key] = topo.get(key) if topo else None
         entry['topology_source'] = topo['source'] if topo else None
-        entry['llc'] = llc.get(cpu)
+        entry['llc'] = llc.get(cpu) or (topo or {}).get('llc')
         cpus.append(entry)
     boot = [c['id'] for c in cpus if not c['hotpluggable']]
     return {

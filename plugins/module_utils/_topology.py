@@ -19,11 +19,13 @@ fields), because a fleet has few of them.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
 from operator import itemgetter
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist
 
 _CPU_FIELDS = itemgetter('id', 'node', 'package', 'die', 'core_cpus', 'llc')
+_FIRST = re.compile(r'\s*(\d+)')
 _CACHE = {}
 _CACHE_LIMIT = 256
 _COUNTER = [0]
@@ -59,16 +61,26 @@ def _build(raw, ident):
         else:
             rows.append(row)
     # One record per core, from its lowest CPU: (first CPU, node, package, die, llc, CPUs).
-    records = []
+    records, llc_first = [], {}
     for rows in by_core.values():
         if len(rows) > 1:
             rows.sort(key=itemgetter(0))
         first = rows[0]
-        records.append((first[0], first[1], first[2], first[3], first[5], tuple(r[0] for r in rows)))
+        # An LLC domain is known by its lowest CPU: the kernel drops offline CPUs from its siblings' lists, so
+        # the text differs between CPUs of one domain once some are offline, but its first CPU (CPU 0's domain,
+        # or any domain with an online first CPU) does not.
+        llc = first[5]
+        if llc is not None:
+            found = llc_first.get(llc)
+            if found is None:
+                digits = _FIRST.match(llc)
+                found = llc_first[llc] = int(digits.group(0)) if digits else llc
+            llc = found
+        records.append((first[0], first[1], first[2], first[3], llc, tuple(r[0] for r in rows), first[5]))
     records.sort(key=itemgetter(0))
     # Rank dies within their node and LLC domains within their die by lowest CPU (records are in CPU order).
     die_rank, llc_rank, dies_in, llcs_in = {}, {}, {}, {}
-    for _first, node, package, die, llc, _cpus in records:
+    for _first, node, package, die, llc, _cpus, _text in records:
         die_key = (node, package, die)
         if die_key not in die_rank:
             die_rank[die_key] = dies_in.get(node, 0)
@@ -89,7 +101,7 @@ def _build(raw, ident):
         key = (r[1], r[2], r[3], r[4])
         if key != previous:
             groups.append([r[1], die_rank[key[:3]], index, index + 1])
-            topo.group_llc.append(r[4])
+            topo.group_llc.append(r[6])
             previous = key
         else:
             groups[-1][3] = index + 1

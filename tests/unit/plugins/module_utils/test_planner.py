@@ -572,3 +572,17 @@ def test_random_hosts_and_intents_keep_the_invariants():
         else:
             planned += 1
     assert planned > 30 and refused > 10, (planned, refused)
+
+
+def test_llc_domains_are_known_by_their_first_cpu():
+    """Offline CPUs leave their siblings' shared_cpu_list; a cached topology keeps the old list: one domain."""
+    from ansible_collections.parker.kernel.plugins.module_utils import _topology
+    whole = _topology.cpu_topology(amd_nps4()['cpus'])
+    facts = amd_nps4(offline=(5, 133))
+    for cpu in facts['cpus']['list']:
+        if cpu['id'] in (5, 133):
+            cpu['llc'] = '0-7,128-135'     # what cpu_offline cached while it was online
+    assert facts['cpus']['list'][0]['llc'] == '0-4,6-7,128-132,134-135'
+    part = _topology.cpu_topology(facts['cpus'])
+    assert part.groups == whole.groups and part.shape == whole.shape
+    assert _fingerprint.hardware_fingerprint(facts)['id'] == _fingerprint.hardware_fingerprint(amd_nps4())['id']
