@@ -12,7 +12,7 @@ loads them in Chromium (Debian's ``chromium``; ``CHROMIUM`` overrides) and check
 Quick enough for CI (about 10-20 s on two cores). ``--out DIR`` keeps the pages, ``--screenshots`` also
 takes PNG screenshots there to look at.
 
-    python3 tests/browser/check_pages.py [--hosts 10000] [--out DIR] [--screenshots]
+    .venv/bin/python tests/browser/check_pages.py [--hosts 10000] [--out DIR] [--screenshots]
 """
 from __future__ import absolute_import, division, print_function
 
