@@ -586,3 +586,13 @@ def test_llc_domains_are_known_by_their_first_cpu():
     part = _topology.cpu_topology(facts['cpus'])
     assert part.groups == whole.groups and part.shape == whole.shape
     assert _fingerprint.hardware_fingerprint(facts)['id'] == _fingerprint.hardware_fingerprint(amd_nps4())['id']
+
+
+def test_a_partition_stays_on_one_die_before_one_llc():
+    facts = synth(sockets=1, nodes_per_socket=1, cores_per_node=16, dies_per_node=2, llc_cores=4, threads=1,
+                  numbering='adjacent')
+    plan = _planner.plan_host(facts, {'partitions': [{'name': 'p', 'cpus': 6, 'memory': '1G'}]}, 'h')
+    check(plan, facts)
+    # Die 0 has 7 free cores (core 0 is housekeeping) in LLC domains of 3 and 4; die 1 has 8.
+    assert plan['placement'][0]['dies'] == 1 and plan['placement'][0]['llc_domains'] == 2
+    assert plan['partitions'][0]['cpus'] == '1-2,4-7'   # all of LLC 4-7, two of 1-3
