@@ -68,7 +68,8 @@ def _width(text, size=11, bold=False):
             em += 0.64
         else:
             em += 0.62
-    return em * size * (1.1 if bold else 1.0)
+    # Small text is hinted to whole pixels, which widens it a little.
+    return em * size * (1.1 if bold else 1.0) * (1.07 if size <= 10 else 1.0)
 
 
 def _fit(text, width, char=CHAR):
@@ -449,6 +450,7 @@ def host_svg(facts, plan, title=None, subtitle=None):
         legend.append(('held', 'held', 'by a partition outside the plan', HELD))
     x = 16
     for key, label, detail, fill in legend:
+        detail = _fit(detail, 330, 6.3)
         label_w = _width(label, 11, True)
         w = 18 + label_w + 6 + _width(detail, 10) + 18
         if x > 16 and x + w > width - 16:
