@@ -166,7 +166,8 @@ class _Checker(object):
         return share
 
 
-def _percent(share):
+def format_share(share):
+    """Fraction(1, 8) -> '12.5%'."""
     text = '%s' % (float(share * 100),)
     return (text[:-2] if text.endswith('.0') else text) + '%'
 
@@ -455,8 +456,8 @@ def _scope_checks(check, partitions):
         total = sum(p['cpus'][1] for p in shares[scope])
         if total > 1:
             check.error('partitions', 'the CPU shares of %s add up to %s, over 100%% (%s)'
-                        % (scope, _percent(total),
-                           ', '.join('%s %s' % (p['name'], _percent(p['cpus'][1])) for p in shares[scope])))
+                        % (scope, format_share(total),
+                           ', '.join('%s %s' % (p['name'], format_share(p['cpus'][1])) for p in shares[scope])))
     for scope in sorted(rests):
         if len(rests[scope]) > 1:
             check.error('partitions', '%s ask for the rest of %s; only one can' % (' and '.join(rests[scope]), scope))

@@ -35,7 +35,7 @@ from operator import itemgetter
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_size
 from ansible_collections.parker.kernel.plugins.module_utils._intent import (
-    validated, validate_identity, IntentError, _percent)
+    validated, validate_identity, IntentError, format_share)
 from ansible_collections.parker.kernel.plugins.module_utils._ownership import device_label
 from ansible_collections.parker.kernel.plugins.module_utils import _fingerprint, _topology
 
@@ -194,8 +194,7 @@ def _build_host(facts, intent):
     host.problems = []
     topo = _topology.cpu_topology(facts['cpus'])
     host.topo = topo
-    fp_key, fingerprint = _fingerprint.fingerprint_parts(facts, topo)
-    host.fingerprint = fingerprint
+    host.fingerprint = _fingerprint.fingerprint_parts(facts, topo)[1]
     unavailable, own_memory, foreign = _held(facts, topo, intent['names'])
     host.unavailable = frozenset(unavailable)
     host.holders = unavailable
@@ -207,7 +206,7 @@ def _build_host(facts, intent):
     host.node_ids, host.distances = _distances(facts)
     host.key = (intent['key'], topo.ident, tuple(sorted(host.unavailable)), host.devices, host.unit,
                 tuple(sorted((n, host.mem_units[n], host.has_memory[n]) for n in host.mem_units)),
-                tuple(sorted(host.distances.items())))
+                tuple(host.node_ids), tuple(sorted(host.distances.items())))
     return host
 
 
@@ -365,7 +364,7 @@ def _memory_problem(part, node, need, state):
                 'has no memory (a memoryless node): put %s on another node' % (name, node, node, name))
     if need < 1:
         return ('%s asks for %s of node %s\'s memory for partitions (%s), less than one %s unit'
-                % (name, _percent(part['memory'][1]), node, _size(host.mem_units.get(node, 0), host.unit),
+                % (name, format_share(part['memory'][1]), node, _size(host.mem_units.get(node, 0), host.unit),
                    format_size(host.unit)))
     if need > state.mem_left.get(node, 0):
         return ('node %s has %s for partitions (%s); %s asks for %s'
@@ -580,10 +579,10 @@ def _place_packed(state, part, want):
         rows.append('node %s: %d free whole cores, %s%s' % (
             node, len(free), _size(state.mem_left.get(node, 0), state.host.unit) if state.host.has_memory.get(
                 node, False) else 'no memory', '' if part['memory'][0] == 'size' else ' (%s of it is %s)' % (
-                _percent(part['memory'][1]), _size(need, state.host.unit))))
+                format_share(part['memory'][1]), _size(need, state.host.unit))))
     if not feasible:
         wanted = '%d whole cores and %s' % (want, format_size(part['memory'][1]) if part['memory'][0] == 'size'
-                                            else '%s of the node\'s memory' % _percent(part['memory'][1]))
+                                            else '%s of the node\'s memory' % format_share(part['memory'][1]))
         return ['no node has room for %s (%s in one node): %s' % (name, wanted, '; '.join(rows))]
     if len(feasible) > 1 and part['devices']:
         scored = [(_device_score(state, part, node), len(state.free[node]), -node, node, need)
@@ -641,7 +640,7 @@ def _solve(host, intent):
             scope = ('node %s\'s' % part['node']) if part['node'] is not None else 'the host\'s'
             base = state.base_free.get(part['node'], 0) if part['node'] is not None else state.host_base
             state.reasons.append((part['index'], '%s asks for %s of %s %d whole cores for partitions, less than '
-                                  'one core' % (name, _percent(part['cpus'][1]), scope, base)))
+                                  'one core' % (name, format_share(part['cpus'][1]), scope, base)))
             continue
         if part['placement'] == 'spread':
             placed = _place_spread(state, part, want)

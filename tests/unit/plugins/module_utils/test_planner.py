@@ -527,7 +527,7 @@ def test_random_hosts_and_intents_keep_the_invariants():
         cores = rng.choice([4, 6, 8, 16])
         nodes = sockets * per_socket
         devices = [{'type': rng.choice(kinds), 'node': rng.randrange(nodes), 'count': rng.randint(1, 3),
-                    'functions': rng.choice([1, 1, 2])} for _ in range(rng.randint(0, 6))]
+                    'functions': rng.choice([1, 1, 2])} for _device in range(rng.randint(0, 6))]
         facts = synth(sockets=sockets, nodes_per_socket=per_socket, cores_per_node=cores,
                       threads=rng.choice([1, 2]), llc_cores=rng.choice([None, 2, 4]),
                       numbering=rng.choice(['split', 'adjacent', 'interleaved']) if sockets == 2 else 'split',
