@@ -18,7 +18,6 @@ and returns the normalised form the planner reads. Every problem is reported at 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import fnmatch
 import hashlib
 import json
 import re
@@ -605,20 +604,3 @@ def validate_identity(identity):
     if check.errors:
         raise IntentError(check.errors, 'host identity')
     return normal
-
-
-def matches(request, dev):
-    """Does a pci_facts device match a normalised device request (class, vendor, device, driver, name)?"""
-    if request['class'] and not (dev.get('class') or '').lower().replace('0x', '').startswith(request['class']):
-        return False
-    if request['vendor'] and (dev.get('vendor') or '').lower() != request['vendor']:
-        return False
-    if request['device'] and (dev.get('device') or '').lower() != request['device']:
-        return False
-    if request['driver'] and dev.get('driver') != request['driver']:
-        return False
-    if request['name']:
-        names = list(dev.get('net') or []) + list(dev.get('block') or [])
-        if not any(fnmatch.fnmatchcase(n, request['name']) for n in names):
-            return False
-    return True

@@ -30,6 +30,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+from fnmatch import fnmatchcase
 from operator import itemgetter
 
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
@@ -412,7 +413,6 @@ def _matches(request, dev):
     if request['driver'] and driver != request['driver']:
         return False
     if request['name']:
-        from fnmatch import fnmatchcase
         if not any(fnmatchcase(n, request['name']) for n in names):
             return False
     return True
