@@ -46,9 +46,9 @@ def _cpulist(io, rel):
 
 # -- CPUs -----------------------------------------------------------------
 
-def _cpuinfo_apic_ids(io):
-    """Map logical CPU -> APIC id. /proc/cpuinfo lists online CPUs only."""
-    apic, current = {}, None
+def _cpuinfo(io):
+    """(logical CPU -> APIC id, the first CPU model name or None). /proc/cpuinfo lists online CPUs only."""
+    apic, current, model = {}, None, None
     text = io.read('/proc/cpuinfo', '') or ''
     for line in text.splitlines():
         key, _sep, value = line.partition(':')
@@ -57,7 +57,33 @@ def _cpuinfo_apic_ids(io):
             current = int(value)
         elif key == 'apicid' and current is not None:
             apic[current] = int(value)
-    return apic
+        elif key == 'model name' and model is None:
+            model = value.strip() or None
+    return apic, model
+
+
+def _llc_domains(io, cpus):
+    """{cpu: its last-level cache domain as a cpulist} from cpuN/cache/index3/shared_cpu_list, or None.
+
+    Read once per domain: the CPUs a list names get it without their own read. An offline CPU has no
+    cache directory on x86, and the kernel drops it from its siblings' lists.
+    """
+    found = {}
+    for cpu in sorted(cpus):
+        if cpu in found:
+            continue
+        text = io.read('%s/cpu%d/cache/index3/shared_cpu_list' % (CPU_ROOT, cpu))
+        try:
+            members = parse_cpulist(text) if text else set()
+        except CpulistError:
+            members = set()
+        if cpu not in members:
+            found[cpu] = None
+            continue
+        domain = format_cpulist(members)
+        for member in members:
+            found.setdefault(member, domain)
+    return found
 
 
 def cpu_state(io):
@@ -73,7 +99,8 @@ def cpu_state(io):
 
 def cpu_facts(io):
     state = cpu_state(io)
-    apic = _cpuinfo_apic_ids(io)
+    apic, model = _cpuinfo(io)
+    llc = _llc_domains(io, state['present'] & state['online'])
     node_of = {}
     for node in _node_ids(io):
         for cpu in _cpulist(io, '%s/node%d/cpulist' % (NODE_ROOT, node)):
@@ -112,6 +139,7 @@ def cpu_facts(io):
         for key in ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus'):
             entry[key] = topo.get(key) if topo else None
         entry['topology_source'] = topo['source'] if topo else None
+        entry['llc'] = llc.get(cpu) or (topo or {}).get('llc')
         cpus.append(entry)
     boot = [c['id'] for c in cpus if not c['hotpluggable']]
     return {
@@ -123,6 +151,7 @@ def cpu_facts(io):
         'smt_control': io.read(CPU_ROOT + '/smt/control'),
         'isolated': io.read(CPU_ROOT + '/isolated'),
         'nohz_full': io.read(CPU_ROOT + '/nohz_full'),
+        'model': model,
         'list': cpus,
     }
 

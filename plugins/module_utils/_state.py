@@ -37,7 +37,7 @@ MEMORY = STATE_DIR + '/memory.json'
 CPU_TOPOLOGY = STATE_DIR + '/cpu-topology.json'
 HARDWARE = '/var/lib/parker-kernel/hardware.json'
 
-TOPOLOGY_KEYS = ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus')
+TOPOLOGY_KEYS = ('apic_id', 'package', 'die', 'core', 'thread_siblings', 'core_cpus', 'llc')
 
 
 def kexec_slot(kind):

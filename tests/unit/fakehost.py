@@ -45,7 +45,10 @@ class FakeHost:
     # -- the host ---------------------------------------------------------
     def build(self, sockets=2, cores=2, threads=2, nodes=2, boot_blocks=8, movable_blocks=4,
               block_size=128 << 20, devices=None, offline_cpus=(), ssh_iface='eth0',
-              cmdline='root=/dev/vda ro console=ttyS0 crashkernel=128M', kernel_config=None):
+              cmdline='root=/dev/vda ro console=ttyS0 crashkernel=128M', kernel_config=None,
+              llc_cores=None, model='Fake CPU @ 2.00GHz'):
+        """``llc_cores``: cores per last-level cache domain (cpuN/cache/index3), None for one per
+        socket, 0 for no index3 at all (as a VM may show)."""
         ncpu = sockets * cores * threads
         self.ncpu = ncpu
         cpus_per_node = ncpu // nodes
@@ -67,7 +70,12 @@ class FakeHost:
                 self.write(base + '/topology/core_id', str(core))
                 self.write(base + '/topology/thread_siblings_list', lst(first, first + threads - 1))
                 self.write(base + '/topology/core_cpus_list', lst(first, first + threads - 1))
-                apic_lines.append('processor\t: %d\napicid\t\t: %d\n' % (cpu, cpu))
+                apic_lines.append('processor\t: %d\nmodel name\t: %s\napicid\t\t: %d\n' % (cpu, model, cpu))
+                if llc_cores != 0:
+                    span = (llc_cores or cores) * threads
+                    domain = set(range(cpu - cpu % span, cpu - cpu % span + span)) - set(offline_cpus)
+                    from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist
+                    self.write(base + '/cache/index3/shared_cpu_list', format_cpulist(domain))
         self.write('/proc/cpuinfo', '\n'.join(apic_lines))
         self.sync_cpu_online()
 

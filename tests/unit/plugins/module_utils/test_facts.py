@@ -78,3 +78,33 @@ def test_ssh_over_a_bond_marks_its_physical_slaves(host):
     pci = _facts.pci_facts(HostIO(host.root, environ={'SSH_CONNECTION': '10.0.2.2 5 10.0.2.15 22'}))
     eth1 = [d for d in pci['devices'] if d['net'] == ['eth1']][0]
     assert pci['ssh_interface'] == 'bond0' and eth1['ssh'] and eth1['default_route']
+
+
+def test_llc_domains_and_model(tmp_path):
+    host = FakeHost(tmp_path / 'ccx').build(sockets=2, cores=4, threads=2, nodes=2, llc_cores=2, offline_cpus=(7,))
+    io = HostIO(host.root)
+    reads = []
+    real_read = io.read
+
+    def counting(rel, *args, **kwargs):
+        if rel.endswith('/cache/index3/shared_cpu_list'):
+            reads.append(rel)
+        return real_read(rel, *args, **kwargs)
+    io.read = counting
+    facts = _facts.cpu_facts(io)
+    llc = dict((c['id'], c['llc']) for c in facts['list'])
+    assert llc[0] == llc[3] == '0-3' and llc[4] == '4-6' and llc[8] == '8-11'
+    assert llc[7] is None   # offline: no cache directory
+    assert len(reads) == 4  # once per domain (0-3, 4-6, 8-11, 12-15); offline CPUs are not read
+    assert facts['model'] == 'Fake CPU @ 2.00GHz'
+
+
+def test_llc_missing_is_none(tmp_path):
+    host = FakeHost(tmp_path / 'vm').build(llc_cores=0)
+    facts = _facts.cpu_facts(HostIO(host.root))
+    assert set(c['llc'] for c in facts['list']) == {None}
+
+
+def test_llc_default_is_one_domain_per_socket(host):
+    facts = _facts.cpu_facts(HostIO(host.root))
+    assert [c['llc'] for c in facts['list']] == ['0-3'] * 4 + ['4-7'] * 4
