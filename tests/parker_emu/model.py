@@ -553,7 +553,9 @@ class SysfsBackend(Backend):
 
     def mem_release(self, base, size):
         for block in self.taken.pop(base, []):
-            self.write('/sys/devices/system/memory/memory%d/state' % block, 'online_movable')
+            state = '/sys/devices/system/memory/memory%d/state' % block
+            if self.read(state) == 'offline':   # one the host onlined behind Parker's back stays as it is
+                self.write(state, 'online_movable')
 
     def pci_exists(self, bdf):
         return os.path.isdir(self.path('/sys/bus/pci/devices/' + bdf))
@@ -770,10 +772,18 @@ class ParkerKernfs:
                     self.backend.cpu_online(cpu)
                 except OSError:
                     pass  # add_cpu() errors are not checked
+            # rmdir has already succeeded: like add_cpu(), cma_release() and the re-probe report nothing back
+            # (a block the host onlined behind Parker's back must not fail the rmdir of a stock kernel's emulation).
             if part.memory:
-                self._release(part)
+                try:
+                    self._release(part)
+                except OSError:
+                    pass
             for bdf in sorted(part.devices):
-                self.backend.pci_reprobe(bdf)
+                try:
+                    self.backend.pci_reprobe(bdf)
+                except OSError:
+                    pass
             self._changed()
 
     def _release(self, part):

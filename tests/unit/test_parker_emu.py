@@ -971,3 +971,15 @@ def test_views_shim_keeps_real_entries(tmp_path, monkeypatch):
     assert ['mount', '--make-private', str(tmp_path / 'hidden')] in ran
     assert ['mount', '--bind', str(tmp_path / 'hidden' / 'ksm'), str(parent / 'ksm')] in ran
     assert ran[-1] == ['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'parker-emu', str(parent / 'cma')]
+
+
+def test_rmdir_succeeds_when_the_host_took_a_block_back_behind_parkers_back(tmp_path):
+    """cma_release() reports nothing: a block the host onlined meanwhile must not fail the rmdir."""
+    from ansible_collections.parker.kernel.tests.unit.fakehost import FakeHost
+    host = FakeHost(tmp_path / 'root').build()
+    backend = SysfsBackend(root=host.root)
+    base = backend.mem_alloc(1, 128 << 20)
+    block = base // (128 << 20)
+    host.write('/sys/devices/system/memory/memory%d/state' % block, 'online')
+    backend.mem_release(base, 128 << 20)
+    assert host.read('/sys/devices/system/memory/memory%d/state' % block) == 'online'
