@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.parker.kernel.plugins.module_utils import _fingerprint, _picture, _planner
+from ansible_collections.parker.kernel.plugins.module_utils import _drift, _fingerprint, _picture, _planner
 from ansible_collections.parker.kernel.plugins.module_utils._intent import IntentError
 
 
@@ -69,9 +69,21 @@ def plan_index_html(plans, classes=None, outliers=None, host_path='hosts/{}.svg'
     return _picture.fleet_index(plans, classes, outliers or (), host_path, class_path, title, pictures)
 
 
+def plan_changes(previous, current=None):
+    """The host's previous plan (or nothing) and its new one, or the two as a pair -> what changed, as sentences."""
+    if current is None and isinstance(previous, (list, tuple)) and len(previous) == 2:
+        previous, current = previous
+    return _planner.plan_changes(previous, current)
+
+
+def hardware_summary(facts):
+    """ansible_facts.parker_kernel -> what parker.kernel.host_partitions compares to refuse changed hardware."""
+    return _drift.hardware_summary(facts['cpus'], facts['memory'], facts['pci'])
+
+
 class FilterModule(object):
 
     def filters(self):
         return dict((f.__name__, _wrap(f)) for f in (
             plan_host, hardware_fingerprint, hardware_classes, hardware_outliers, plan_svg, class_svg,
-            plan_index_html))
+            plan_index_html, plan_changes, hardware_summary))

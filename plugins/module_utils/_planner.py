@@ -879,3 +879,37 @@ def plan_host(facts, intent, identity=None, cache=True):
         'memory_by_node': {} if refused else dict(solution['memory_by_node']),
         'memory_unit': format_size(host.unit),
     }
+
+
+def plan_changes(previous, current):
+    """What changed from one plan of a host to the next, as sentences (pure): for the review of a plan directory."""
+    if not previous:
+        return ['new plan']
+    found = []
+    if previous.get('fingerprint') != current.get('fingerprint'):
+        found.append('hardware class %s, was %s' % (current.get('fingerprint'), previous.get('fingerprint')))
+    if bool(previous.get('refused')) != bool(current.get('refused')):
+        found.append('refused now: %s' % '; '.join(current.get('reasons') or []) if current.get('refused')
+                     else 'planned now (was refused)')
+    before = dict((p['name'], p) for p in previous.get('partitions') or [])
+    after = dict((p['name'], p) for p in current.get('partitions') or [])
+    for name in sorted(set(before) - set(after)):
+        found.append('%s removed' % name)
+    for name in sorted(set(after) - set(before)):
+        found.append('%s added: cpus %s, memory %s, devices %s' % (name, after[name].get('cpus'),
+                                                                 after[name].get('memory'),
+                                                                 ','.join(after[name].get('devices') or []) or '-'))
+    for name in sorted(set(before) & set(after)):
+        for key in sorted(set(before[name]) | set(after[name])):
+            if before[name].get(key) != after[name].get(key):
+                found.append('%s %s: %s, was %s' % (name, key, _shown(after[name].get(key)),
+                                                    _shown(before[name].get(key))))
+    return found
+
+
+def _shown(value):
+    if isinstance(value, list):
+        return ','.join(str(v) for v in value) or '-'
+    if isinstance(value, dict):
+        return ', '.join('%s=%s' % kv for kv in sorted(value.items()))
+    return '-' if value is None else str(value)

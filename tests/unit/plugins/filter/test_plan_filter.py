@@ -11,7 +11,26 @@ INTENT = {'partitions': [{'name': 'web', 'cpus': 2, 'node': 1, 'memory': '4G', '
 
 def test_filters_are_registered():
     assert sorted(FILTERS) == ['class_svg', 'hardware_classes', 'hardware_fingerprint', 'hardware_outliers',
-                               'plan_host', 'plan_index_html', 'plan_svg']
+                               'hardware_summary', 'plan_changes', 'plan_host', 'plan_index_html', 'plan_svg']
+
+
+def test_plan_changes_name_what_moved_between_two_plans():
+    before = {'fingerprint': 'hw-1', 'partitions': [{'name': 'web', 'cpus': '8-11', 'memory': '4G', 'devices': []},
+                                                    {'name': 'old', 'cpus': '12', 'memory': '1G'}]}
+    after = {'fingerprint': 'hw-1', 'partitions': [{'name': 'web', 'cpus': '8-15', 'memory': '4G', 'devices': []},
+                                                   {'name': 'db', 'cpus': '16-19', 'memory': '8G',
+                                                    'devices': ['0000:3b:00.0']}]}
+    assert FILTERS['plan_changes'](before, after) == [
+        'old removed', 'db added: cpus 16-19, memory 8G, devices 0000:3b:00.0', 'web cpus: 8-15, was 8-11']
+    assert FILTERS['plan_changes'](None, after) == ['new plan']
+    assert FILTERS['plan_changes'](after, after) == []
+    refused = dict(after, refused=True, reasons=['node 1 has 6 free whole cores; web asks for 8'], partitions=[])
+    assert FILTERS['plan_changes'](after, refused)[0] == 'refused now: node 1 has 6 free whole cores; web asks for 8'
+
+
+def test_hardware_summary_is_what_host_partitions_compares():
+    summary = FILTERS['hardware_summary'](intel_2s())
+    assert sorted(summary) == ['cpus', 'memory', 'pci'] and summary['cpus']
 
 
 def test_plan_host_takes_the_facts_or_ansible_facts():
