@@ -522,5 +522,8 @@ def test_verify_names_each_drift_and_site_repairs_it_or_refuses_naming_it(parker
     finally:
         parker_fleet.host_vars(one['name'], None)
         guest_run(two, 'rmdir /run/parker/p3 2>/dev/null; true', state_dir=parker_fleet.dir)
+        if guest_run(three, '[ -e /sys/bus/pci/devices/0000:00:04.0 ]', state_dir=parker_fleet.dir)[0] != 0:
+            qmp(three, RNG % ('add', '"driver": "virtio-rng-pci", "rng": "rng0", "id": "rng", "addr": "0x4"'),
+                state_dir=parker_fleet.dir)
     parker_fleet.teardown()
     assert parker_fleet.views() == parker_fleet.baseline
