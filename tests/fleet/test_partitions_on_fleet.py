@@ -222,6 +222,44 @@ def test_check_mode_changes_nothing(parker_fleet):
     assert all(mounted(g, parker_fleet.dir) == 'no' for g in parker_fleet.guests)
 
 
+def test_a_check_mode_job_run_as_awx_runs_it(parker_fleet):
+    """The AWX / AAP path (issue 14): ansible-runner with a private data dir holding the project (the one-line
+    wrapper awx/site.yml), the inventory, extra variables and `--check --diff` as a job template's check job
+    would pass them; asserted on the job events, not on text."""
+    import ansible_runner
+    job = os.path.join(parker_fleet.tmp, 'awx-job')
+    for sub in ('project', 'inventory', 'env'):
+        os.makedirs(os.path.join(job, sub))
+    shutil.copy(os.path.join(REPO, 'awx', 'site.yml'), os.path.join(job, 'project', 'site.yml'))
+    shutil.copy(os.path.join(parker_fleet.dir, 'inventory.yml'), os.path.join(job, 'inventory', 'hosts.yml'))
+    extravars = dict(parker_fleet.vars, partitions_poweroff_tasks=os.path.join(REPO, 'tests', 'parker_emu',
+                                                                               'poweroff.yml'))
+    with open(os.path.join(job, 'env', 'extravars'), 'w') as handle:
+        yaml.safe_dump(extravars, handle)
+    env = ansible_env(parker_fleet.dir)
+    with open(os.path.join(job, 'env', 'envvars'), 'w') as handle:
+        yaml.safe_dump(dict((k, env[k]) for k in ('ANSIBLE_COLLECTIONS_PATH', 'ANSIBLE_CONFIG')), handle)
+    with open(os.path.join(job, 'env', 'cmdline'), 'w') as handle:
+        handle.write('--check --diff')
+    started = time.time()
+    runner = ansible_runner.run(private_data_dir=job, playbook='site.yml', quiet=True)
+    record_timing(parker_fleet.dir, 'ansible-runner job: site.yml --check --diff', time.time() - started, runner.rc)
+    events = list(runner.events)
+    failed = [e['event_data'].get('res', {}).get('msg') for e in events if e['event'] == 'runner_on_failed']
+    assert runner.status == 'successful' and runner.rc == 0 and not failed, (runner.status, failed)
+    planned = [e['event_data'] for e in events if e['event'] == 'runner_on_ok'
+               and (e['event_data'].get('resolved_action') or e['event_data'].get('task_action'))
+               == 'parker.kernel.host_partitions']
+    assert sorted(e['host'] for e in planned) == sorted(parker_fleet.names), [e['host'] for e in planned]
+    for event in planned:
+        result = event['res']
+        assert result['changed'] and result['status'] == 'drifted', result
+        assert [p['action'] for p in result['partitions']] == ['create', 'create']
+        assert 'mkdir /run/parker/p1' in result['actions'] and 'mount -t parker none /run/parker' in result['actions']
+    # Check mode wrote nothing.
+    assert parker_fleet.views() == parker_fleet.baseline
+
+
 def test_bringup_takes_the_resources_and_each_kernel_answers(parker_fleet):
     rc, output, hosts, seconds = parker_fleet.play(SITE)
     assert rc == 0, output[-8000:]
