@@ -128,8 +128,8 @@ class _Owners(object):
             node = where.get('memory_node')
             self.memory.setdefault(node, []).append((key, size))
             threads = len(_cpus(part.get('cpus')))
-            detail = '%s cores, %d CPUs, %s, %d device%s' % (
-                where.get('cores', '?'), threads, part.get('memory'), len(part.get('devices') or []),
+            detail = '%s core%s, %d CPUs, %s, %d device%s' % (
+                where.get('cores', '?'), '' if where.get('cores') == 1 else 's', threads, part.get('memory'), len(part.get('devices') or []),
                 '' if len(part.get('devices') or []) == 1 else 's')
             if where.get('nodes') is not None:
                 detail += ', node%s %s' % ('s' if len(where['nodes']) > 1 else '',
@@ -264,7 +264,8 @@ def _draw_node(svg, topo, facts, owners, node, x0, y0, devices, memory_total, ce
     count = len(topo.node_cores[node])
     cpus = sum(len(topo.cores[i]) for i in topo.node_cores[node])
     svg.text(x0 + PAD, y + 11, 'node %s' % node, size=12, weight='bold')
-    svg.text(x0 + PAD + 52, y + 11, '%d cores \u00b7 %d CPUs \u00b7 %s' % (count, cpus, _gib(memory_total)),
+    svg.text(x0 + PAD + 52, y + 11, '%d core%s \u00b7 %d CPUs \u00b7 %s' % (count, '' if count == 1 else 's', cpus,
+                                                                       _gib(memory_total)),
              size=11, fill='#52606d')
     y += 20
     for gi, bx, by, bw, bh, cols in boxes:

@@ -51,10 +51,15 @@ def mixed(fleet, tmp_path_factory):
         pytest.skip('the mixed fleet adds one 8-vCPU guest to the 3-guest fleet')
     tmp = str(tmp_path_factory.mktemp('plan'))
     big_dir = os.path.join(os.path.dirname(STATE_DIR), '.fleet-big')
-    up = subprocess.run([FLEET_CLI, 'up', '--count', '1', '--cpus', '8', '--prefix', 'big', '--state-dir', big_dir,
-                         '--port-base', '2241'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        universal_newlines=True, timeout=900, check=False)
-    assert up.returncode == 0, up.stdout[-4000:]
+    up = ['up', '--count', '1', '--cpus', '8', '--prefix', 'big', '--state-dir', big_dir, '--port-base', '2241']
+    for attempt in (1, 2):   # an 8-vCPU TCG guest on two busy cores has hung once in early boot: boot it again
+        proc = subprocess.run([FLEET_CLI] + up, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=900, check=False)
+        if proc.returncode == 0 or 'already running' in proc.stdout:
+            break
+        subprocess.run([FLEET_CLI, 'down', '--state-dir', big_dir], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300, check=False)
+    assert proc.returncode == 0 or 'already running' in proc.stdout, proc.stdout[-4000:]
     try:
         env = MixedFleet(STATE_DIR, big_dir, tmp)
         rc, output, _s = run_playbook(DEPLOY, '-i', os.path.join(big_dir, 'inventory.yml'), '-l', env.big['name'],
@@ -117,7 +122,15 @@ def test_plan_review_apply_and_change(mixed):
         assert held(name, fleet_dir) == wanted, name
     assert 'healthy (10.77.0.12 answers ICMP echo)' in output
 
-    # A changed intent shows in the summary, for that class only, before anything is applied.
+    rc, output, _s = mixed.play(TEARDOWN)
+    assert rc == 0, output[-6000:]
+    for name in mixed.names:
+        fleet_dir = mixed.big_dir if name == mixed.big['name'] else mixed.main_dir
+        assert held(name, fleet_dir) == {}, name
+        rc, out = guest_run({'name': name}, 'cat /sys/devices/system/cpu/online', state_dir=fleet_dir)
+        assert out.strip() == ('0-7' if name == mixed.big['name'] else '0-3'), (name, out)
+    # A changed intent shows in the summary, for that class only. Planned from facts gathered while every
+    # resource is in the Boot Kernel, as docs/planner.md asks: a claimed NIC has no name to match meanwhile.
     changed = os.path.join(mixed.tmp, 'intent-changed.yml')
     with open(INTENT) as handle:
         intent = yaml.safe_load(handle)
@@ -128,11 +141,4 @@ def test_plan_review_apply_and_change(mixed):
     assert rc == 0, output[-6000:]
     assert mixed.summary()['changes'] == {mixed.big['name']: ['p2 memory: 256M, was 128M']}, mixed.summary()
 
-    rc, output, _s = mixed.play(TEARDOWN)
-    assert rc == 0, output[-6000:]
-    for name in mixed.names:
-        fleet_dir = mixed.big_dir if name == mixed.big['name'] else mixed.main_dir
-        assert held(name, fleet_dir) == {}, name
-        rc, out = guest_run({'name': name}, 'cat /sys/devices/system/cpu/online', state_dir=fleet_dir)
-        assert out.strip() == ('0-7' if name == mixed.big['name'] else '0-3'), (name, out)
     print(json.dumps(mixed.summary(), indent=1)[:2000])
