@@ -264,8 +264,8 @@ def _draw_node(svg, topo, facts, owners, node, x0, y0, devices, memory_total, ce
     count = len(topo.node_cores[node])
     cpus = sum(len(topo.cores[i]) for i in topo.node_cores[node])
     svg.text(x0 + PAD, y + 11, 'node %s' % node, size=12, weight='bold')
-    svg.text(x0 + PAD + 52, y + 11, '%d core%s \u00b7 %d CPUs \u00b7 %s' % (count, '' if count == 1 else 's', cpus,
-                                                                       _gib(memory_total)),
+    svg.text(x0 + PAD + 52, y + 11, '%d core%s \u00b7 %d CPUs \u00b7 %s'
+             % (count, '' if count == 1 else 's', cpus, _gib(memory_total)),
              size=11, fill='#52606d')
     y += 20
     for gi, bx, by, bw, bh, cols in boxes:

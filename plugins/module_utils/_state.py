@@ -15,7 +15,8 @@ is when hardware changes.
 
 | file | written by | holds |
 |---|---|---|
-| partitions.json | partition, host_partitions | per partition: cpus, memory, devices, their names before bind, memory blocks the kernel took offline, started (single-use), the pid of an online writer still blocked |
+| partitions.json | partition, host_partitions | per partition: cpus, memory, devices, names before bind, blocks |
+|  |  | the kernel took offline, started (single-use), the pid of an online writer still blocked |
 | selectors.json | partition, host_partitions | net=/block= selector -> the PCI address it first resolved to |
 | devices.json | device_detach | each detached device's original driver, override and names |
 | memory.json | mem_reserve | each named reservation's node and memory blocks |
