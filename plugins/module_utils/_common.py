@@ -86,9 +86,10 @@ def execute(module, operation, root='/'):
         if txn.has_undo():
             # A refusal after the first write is a bug in the plan's ordering; never leave the host half-changed.
             failures = txn.rollback()
-            undone = 'every earlier change' if not failures else 'partly, FAILED for: ' + '; '.join(failures)
-            module.fail_json(msg='%s; rolled back %s' % (exc.msg, undone),
-                             changed=bool(failures), actions=txn.actions, rollback_failures=failures)
+            undone = ('what this step had done' if txn.committed else 'every earlier change') if not failures \
+                else 'partly, FAILED for: ' + '; '.join(failures)
+            module.fail_json(msg='%s; rolled back %s' % (exc.msg, undone), changed=bool(failures) or txn.committed,
+                             actions=txn.actions, rollback_failures=failures)
         if txn.committed:   # units of work done before the refusal stay (a started partition cannot be undone)
             module.fail_json(msg=exc.msg, changed=True, actions=txn.actions, **exc.details)
         module.fail_json(msg=exc.msg, changed=False, writes=0, **exc.details)
@@ -97,8 +98,8 @@ def execute(module, operation, root='/'):
         failures = txn.rollback()
         msg = str(exc)
         if had_undo:
-            msg += '; ' + ('rolled back every earlier change' if not failures
-                           else 'rollback FAILED for: ' + '; '.join(failures))
+            msg += '; ' + (('rolled back what this step had done' if txn.committed else 'rolled back every earlier '
+                            'change') if not failures else 'rollback FAILED for: ' + '; '.join(failures))
         hint = getattr(exc, 'hint', None) or ERRNO_HINTS.get(exc.errno_name)
         if hint:
             msg += '. Hint: ' + hint

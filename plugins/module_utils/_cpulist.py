@@ -92,6 +92,14 @@ def parse_cpus(value, last_cpu=None):
     return parse_cpulist(value, last_cpu)
 
 
+def cpus_of(text):
+    """The CPUs of a cpulist the kernel wrote (a kernfs cpus file, a facts field); empty when it does not parse."""
+    try:
+        return parse_cpus(text or '')
+    except (CpulistError, ValueError):
+        return set()
+
+
 def format_cpulist(cpus):
     """Render CPU numbers in the kernel's canonical form, e.g. ``0-3,8,10-11``."""
     ordered = sorted(set(cpus))

@@ -19,10 +19,10 @@ plan, a boot-line token the running kernel lacks).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist, cpus_of
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_size
 
-IN_PLAN, DRIFTED, HARDWARE_CHANGED = 'in plan', 'drifted', 'hardware changed'
+IN_PLAN, DRIFTED, HARDWARE_CHANGED, REFUSED = 'in plan', 'drifted', 'hardware changed', 'refused'
 
 
 def item(kind, message, repair, partition=None, **details):
@@ -31,17 +31,11 @@ def item(kind, message, repair, partition=None, **details):
     return found
 
 
-def _cpus(text):
-    try:
-        return parse_cpus(text or '')
-    except (CpulistError, ValueError):
-        return set()
-
 
 # -- hardware -----------------------------------------------------------------
 
 def hardware_summary(cpu_facts, memory_facts, pci):
-    """What the partitions were planned on: CPUs per node, memory per node, PCI functions (pure).
+    """What the partitions were planned on: CPUs per node, memory per node, PCI functions but SR-IOV VFs (pure).
 
     Only what stays put while partitions hold resources: an offline CPU keeps its node link and an
     offline memory block stays listed, a claimed device stays in the PCI tree.
@@ -56,7 +50,9 @@ def hardware_summary(cpu_facts, memory_facts, pci):
     return {
         'cpus': dict((node, format_cpulist(cpus)) for node, cpus in sorted(nodes.items())),
         'memory': memory,
-        'pci': sorted('%s %s:%s %s' % (d['address'], d['vendor'], d['device'], d['class']) for d in pci['devices']),
+        # Not the SR-IOV virtual functions: a physical function handed to a partition takes its VFs away with it.
+        'pci': sorted('%s %s:%s %s' % (d['address'], d['vendor'], d['device'], d['class']) for d in pci['devices']
+                      if not d.get('sriov_vf')),
     }
 
 
@@ -86,7 +82,7 @@ def partition_drift(spec, part, record, cpu_facts, memory_facts, pci, health):
     name = spec['name']
     found = []
     online = set(c['id'] for c in cpu_facts['list'] if c['online'])
-    back = sorted(_cpus(part['cpus']) & online)
+    back = sorted(cpus_of(part['cpus']) & online)
     if back:
         found.append(item('cpu_online', 'CPU %s of %s is online in the Boot Kernel (taken back behind Parker\'s '
                                         'back, by a udev rule or a hotplug tool?)' % (format_cpulist(back), name),

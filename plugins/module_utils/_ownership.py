@@ -387,6 +387,8 @@ def pci_facts(io):
             'driver_override': None if override in (None, '(null)', '') else override,
             'numa_node': io.read_int(base + '/numa_node'),
             'iommu_group': io.link_name(base + '/iommu_group'),
+            # An SR-IOV virtual function comes and goes with its physical function's driver.
+            'sriov_vf': io.exists(base + '/physfn'),
             'net': nets,
             'block': disks,
             'default_route': bool(route_carriers.intersection(nets)),

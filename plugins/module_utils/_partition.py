@@ -32,7 +32,7 @@ import fcntl
 import os
 import time
 
-from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import format_cpulist, cpus_of
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import format_memmap
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused, diff_of
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
@@ -44,14 +44,8 @@ INSTANCE_CPUS_NOTE = ('not known from the host: the kernfs shows only the contro
                       'the Application Kernel brought up, and online=1 is set at the end of its PCI scan, before '
                       'timers, network or init; only the health probe at its own address says it works')
 LOCK_WAIT = 600       # seconds to wait for another partition operation on this host
-RUNNING_PROBE = 5     # seconds an Application Kernel that already runs gets to answer
+RUNNING_PROBE = 10    # seconds an Application Kernel that already runs gets to answer (a lost ping is no outage)
 
-
-def _cpus(text):
-    try:
-        return parse_cpus(text or '')
-    except (CpulistError, ValueError):
-        return set()
 
 
 # -- locking and mounting ----------------------------------------------------------
@@ -103,6 +97,7 @@ def _mount(request, io, txn, parker):
                       % (root, root))
     # No undo: the mount holds nothing itself, and unmounting again would hide partitions the kernel holds.
     txn.run(_parker.mount_argv(root))
+    txn.commit()   # done, whatever the plan then refuses
     if txn.check_mode:
         return parker, True
     after = _parker.parker_facts(io, root)
@@ -143,7 +138,7 @@ def gather_host(io, runner, request, parker):
         'health': {},
     }
     if request['health_check'] and request['state'] != 'absent':
-        running = dict((p['name'], p) for p in parker['partitions'] if p['online'])
+        running = set(p['name'] for p in parker['partitions'] if p['online'])
         probes = dict((raw['name'], _health.target(raw)) for raw in request['partitions']
                       if raw.get('name') in running and _health.target(raw))
         facts['health'] = _health.probe_all(io, runner, probes, RUNNING_PROBE)
@@ -226,9 +221,11 @@ def _run(io, txn, runner, request, locks):
         report.pop('started_now', None)
     result = dict(summary, partitions=reports, warnings=warnings, extra=plan['extra'],
                   diff=diff_of('%s (%s)' % (root, request['state']), before, after))
-    if not txn.check_mode and plan['drift']:
-        # What the run repaired or built is in plan now; what it refused would have failed above.
-        result['repaired'] = [d['message'] for d in plan['drift']]
+    if not txn.check_mode and request['state'] != 'absent':
+        # Applied and verified: what drifted was repaired (what could not be would have been refused above), and
+        # hardware that changed was accepted.
+        if plan['drift']:
+            result['repaired'] = [d['message'] for d in plan['drift']]
         result['status'], result['drift'] = _drift.IN_PLAN, []
     return result
 
@@ -239,6 +236,14 @@ def _apply(io, txn, runner, request, plan, facts):
     _steps.verify(io, txn, plan['repairs'], 'repairs')
     txn.commit()
     records = dict(facts['records'])
+    if plan['removals']:
+        # Every replaced partition goes before anything is built: the plan counted their CPUs and memory as free.
+        _steps.apply(txn, plan['removals'])
+        for p in plan['partitions']:
+            if p['action'] == 'replace':
+                records.pop(p['name'], None)
+        txn.save_json(_state.PARTITIONS, records)
+        txn.commit()
     done, reports = [], []
     for p in plan['partitions']:
         try:
@@ -250,8 +255,8 @@ def _apply(io, txn, runner, request, plan, facts):
         txn.commit()
         if p['action'] not in ('keep', 'absent'):
             done.append('%s (%s)' % (p['name'], 'started' if p['start'] else p['action']))
-    started = dict((r['name'], _health.target(raw)) for r, raw in zip(reports, request['partitions'])
-                   if r.get('started_now') and _health.target(raw))
+    targets = dict((p['name'], p['spec']['health']) for p in plan['partitions'] if p['spec']['health'])
+    started = dict((r['name'], targets[r['name']]) for r in reports if r.get('started_now') and r['name'] in targets)
     if started and request['health_check'] and not txn.check_mode:
         found = _health.probe_all(io, runner, started, request['health_timeout'])
         for report in reports:
@@ -329,7 +334,9 @@ def _apply_one(io, txn, request, p, facts, records, pins):
 def _predicted(p, part):
     """What check mode says a partition will hold: the kernel picks the control page and the memory's base."""
     spec = p['spec']
-    memory = (part or {}).get('memory') or {'size': spec['memory'], 'start': 0}
+    # The kernel picks the base; a replaced partition's old memory says nothing about its new one.
+    held = (part or {}).get('memory') if p['action'] != 'replace' else None
+    memory = held or {'size': spec['memory'], 'start': 0}
     return {'name': p['name'], 'cpus': format_cpulist(spec['cpus']), 'memory': memory, 'devices': spec['devices'],
             'online': False, 'control_structure': (part or {}).get('control_structure') or '0x0',
             'id': (part or {}).get('id'), 'predicted': part is None}
@@ -339,7 +346,7 @@ def _verify_built(part, spec):
     if part is None:
         raise ApplyError('verify partition %s' % spec['name'], None, 'the partition directory is missing after mkdir')
     problems = []
-    if _cpus(part['cpus']) != spec['cpus']:
+    if cpus_of(part['cpus']) != spec['cpus']:
         problems.append('cpus reads %r' % part['cpus'])
     if not part['memory'] or part['memory']['size'] != spec['memory']:
         problems.append('memory reads %r' % (part['memory'],))
@@ -376,7 +383,7 @@ def _verify(io, txn, request, plan, facts, reports):
             if part is not None:
                 problems.append('%s is still there' % report['name'])
             elif report.get('returned'):
-                back = _cpus(report['returned']['cpus']) - online
+                back = cpus_of(report['returned']['cpus']) - online
                 if back:
                     problems.append('CPUs %s of %s did not come back online' % (format_cpulist(back), report['name']))
             continue
@@ -385,7 +392,7 @@ def _verify(io, txn, request, plan, facts, reports):
             continue
         if report['started'] and not part['online']:
             problems.append('%s reads online 0' % report['name'])
-        taken = _cpus(part['cpus']) & online
+        taken = cpus_of(part['cpus']) & online
         if taken:
             problems.append('CPUs %s of %s are online in the Boot Kernel' % (format_cpulist(taken), report['name']))
     if problems:
@@ -417,9 +424,9 @@ def _host_view(partitions, facts, predicted=False):
 
 
 def _predicted_online(partitions, facts):
-    online = _cpus(facts['cpus']['online'])
+    online = cpus_of(facts['cpus']['online'])
     for part in partitions:
-        online -= _cpus(part['cpus'])
+        online -= cpus_of(part['cpus'])
     return format_cpulist(online)
 
 

@@ -29,7 +29,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, CpulistError
+from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpus, format_cpulist, cpus_of, CpulistError
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse, format_size, SizeError
 from ansible_collections.parker.kernel.plugins.module_utils._common import Refused
 from ansible_collections.parker.kernel.plugins.module_utils._render import ip_value, RenderError
@@ -41,16 +41,10 @@ NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 BUILD_ACTIONS = ('create', 'resume', 'replace')
 
 
-def _cpus(text):
-    try:
-        return parse_cpus(text or '')
-    except (CpulistError, ValueError):
-        return set()
-
 
 def _held(part):
     """(cpus, memory bytes or None, sorted devices) a partition's kernfs view shows."""
-    return _cpus(part['cpus']), (part['memory'] or {}).get('size'), sorted(part['devices'])
+    return cpus_of(part['cpus']), (part['memory'] or {}).get('size'), sorted(part['devices'])
 
 
 # -- the request ------------------------------------------------------------------
@@ -183,13 +177,13 @@ def cpu_problems(cpu_facts, parts, plans, request):
     online = set(c['id'] for c in cpu_facts['list'] if c['online'])
     owner_now = {}
     for part in parts.values():
-        for cpu in _cpus(part['cpus']):
+        for cpu in cpus_of(part['cpus']):
             owner_now[cpu] = part['name']
-    released = set()   # CPUs of partitions this run removes or replaces: back in the Boot Kernel before reuse
+    released = set()   # CPUs of partitions this run replaces: their rmdir comes first, before any build
     owner_after = dict(owner_now)
     for plan in plans:
-        if plan['action'] in ('replace', 'remove'):
-            for cpu in _cpus(plan['existing']['cpus']):
+        if plan['action'] == 'replace':
+            for cpu in cpus_of(plan['existing']['cpus']):
                 released.add(cpu)
                 owner_after.pop(cpu, None)
     problems, asked = [], {}
@@ -201,7 +195,7 @@ def cpu_problems(cpu_facts, parts, plans, request):
             if cpu in asked and asked[cpu] != spec['name']:
                 problems.append('CPU %d is asked for by both %s and %s' % (cpu, asked[cpu], spec['name']))
             asked.setdefault(cpu, spec['name'])
-        new = spec['cpus'] - (set() if plan['action'] == 'replace' else _cpus((plan['existing'] or {}).get('cpus')))
+        new = spec['cpus'] - (set() if plan['action'] == 'replace' else cpus_of((plan['existing'] or {}).get('cpus')))
         label = '%s: ' % spec['name']
         missing = sorted(new - set(by_id))
         if missing:
@@ -221,16 +215,16 @@ def cpu_problems(cpu_facts, parts, plans, request):
                             'them itself' % format_cpulist(offline))
     for cpu, name in asked.items():
         owner_after[cpu] = name
-    if request['force']:
-        return problems
     boot_after = (online | released) - set(owner_after)
     taken = sorted(set(owner_after.values()))
     summary = '; '.join('%s takes %s' % (n, format_cpulist([c for c, o in owner_after.items() if o == n]))
                         for n in taken)
-    groups = _facts.smt_groups(cpu_facts['list'])
-    if not boot_after:
+    if not boot_after:   # not even force: the Boot Kernel runs this module
         problems.append('the partitions would leave the Boot Kernel with no online CPU (%s)' % summary)
-    else:
+    if request['force']:
+        return problems
+    groups = _facts.smt_groups(cpu_facts['list'])
+    if boot_after:
         whole = [m for m in groups.values() if m <= boot_after]
         need = request['min_housekeeping_cores']
         if len(whole) < need:
@@ -238,7 +232,8 @@ def cpu_problems(cpu_facts, parts, plans, request):
                             'than min_housekeeping_cores=%d (Boot Kernel CPUs after: %s; %s)'
                             % (len(whole), need, format_cpulist(boot_after) or 'none', summary))
     if not request['allow_smt_split']:
-        new_cpus = set(c for c, o in asked.items() if owner_now.get(c) != o)
+        replaced = set(p['name'] for p in plans if p['action'] == 'replace')
+        new_cpus = set(c for c, o in asked.items() if owner_now.get(c) != o or o in replaced)
         for members in sorted(groups.values(), key=min):
             if not members & new_cpus or len(members) < 2:
                 continue
@@ -350,9 +345,7 @@ def build_steps(plan, root, node_of, cma, retries):
     memory = _steps.write(base + '/memory', format_size(spec['memory']), reclaim=retries,
                           hint=enomem_hint(cma, node_of.get(min(spec['cpus']))) if spec['cpus'] else None)
     steps = []
-    if plan['action'] == 'replace':
-        steps.append(_steps.rmdir(base))
-    if plan['action'] in ('create', 'replace'):
+    if plan['action'] in ('create', 'replace'):   # a replaced partition's rmdir ran first (plan['removals'])
         steps += [_steps.mkdir(base), _steps.write(base + '/cpus', format_cpulist(spec['cpus'])), memory]
         steps += [_steps.write(base + '/bind', bdf) for bdf in spec['devices']]
     elif plan['action'] == 'resume':
@@ -422,8 +415,11 @@ def plan_host(facts, request):
         if state == 'absent':
             plan['action'] = 'absent' if part is None else 'remove'
             if part is not None and part['online']:
-                problems.append('partition %s runs an Application Kernel and Parker has no host-side stop: power it '
-                                'off from inside (it clears online), then run again' % spec['name'])
+                waited = request.get('poweroff_timeout') or 0
+                problems.append('partition %s runs an Application Kernel%s and Parker has no host-side stop: power it '
+                                'off from inside (it clears online), then run again'
+                                % (spec['name'], ' (online still 1 after poweroff_timeout=%ss)' % waited if waited
+                                   else ''))
         elif spec['valid']:
             action, resume, problem = _classify(spec, part, records.get(spec['name']), request['replace'])
             plan['action'], plan['resume'] = action, resume
@@ -444,7 +440,8 @@ def plan_host(facts, request):
     if state != 'absent':
         drift = _host_drift(facts, request, plans, parts)
         for found in drift:
-            if found['repair'] == 'refuse':
+            # A stopped single-use partition is refused by its classification already, with its remedy.
+            if found['repair'] == 'refuse' and found['kind'] != 'stopped':
                 problems.append('%s: %s' % (found['message'], REMEDY[found['kind']]))
         problems += cpu_problems(cpu_facts, parts, plans, request)
         problems += device_problems(pci, parts, plans, request['force'])
@@ -454,8 +451,8 @@ def plan_host(facts, request):
             needing = [(p['name'], min(p['spec']['cpus']), p['spec']['memory']) for p in plans
                        if p['spec']['cpus'] and p['spec'].get('memory') and p['action'] in BUILD_ACTIONS
                        and (p['action'] != 'resume' or p['resume']['memory'])]
-            holders = [(part['name'], node_of.get(min(_cpus(part['cpus']))), part['memory']['size'])
-                       for part in parts.values() if part['memory'] and _cpus(part['cpus'])
+            holders = [(part['name'], node_of.get(min(cpus_of(part['cpus']))), part['memory']['size'])
+                       for part in parts.values() if part['memory'] and cpus_of(part['cpus'])
                        and (part['name'] not in building or plans_by(plans, part['name'])['action'] == 'resume')]
             refused, warned = cma_problems(facts['cma'], node_of, holders, needing)
             problems += refused
@@ -465,9 +462,12 @@ def plan_host(facts, request):
     if hardware['changes'] and not request['accept_hardware'] and state != 'absent':
         problems.append('the hardware changed since the partitions were planned: %s. Re-plan for this host, or set '
                         'accept_hardware: true if the plan still fits' % '; '.join(hardware['changes']))
+    status = _drift.status(drift, hardware['changes'])
+    if problems and status == _drift.IN_PLAN:
+        status = _drift.REFUSED   # nothing drifted, but the plan cannot be applied as it is
     plan = {'state': state, 'root': root, 'problems': problems, 'warnings': warnings, 'drift': drift,
-            'status': _drift.status(drift, hardware['changes']), 'hardware': hardware, 'partitions': plans,
-            'extra': sorted(set(parts) - set(seen)), 'repairs': [], 'selectors': pins, 'records': records}
+            'status': status, 'hardware': hardware, 'partitions': plans, 'extra': sorted(set(parts) - set(seen)),
+            'repairs': [], 'removals': [], 'selectors': pins, 'records': records}
     if problems:
         return plan
     _steps_for(plan, facts, request)
@@ -487,11 +487,25 @@ def _host_drift(facts, request, plans, parts):
             continue
         drift += _drift.partition_drift(spec, part, plan['record'], facts['cpus'], facts['memory'], facts['pci'],
                                         facts['health'].get(spec['name']))
-        if spec['start'] and not part['online'] and (plan['record'] or {}).get('started'):
+        used = (plan['record'] or {}).get('started')
+        if spec['start'] and not part['online'] and used:
             found = _drift.stopped(spec['name'])
             if request['replace']:
                 found['repair'] = 'repair'
             drift.append(found)
+        elif spec['start'] and not part['online']:
+            drift.append(_drift.item('not_started', 'partition %s holds its resources but its Application Kernel was '
+                                                    'never started' % spec['name'], 'repair', spec['name']))
+        if plan['action'] == 'resume':
+            drift.append(_drift.item('incomplete', 'partition %s is half-built (a run killed part-way?): %s still to '
+                                                   'be written' % (spec['name'], ', '.join(
+                                                       k for k in ('cpus', 'memory') if plan['resume'][k])
+                                                       + (' devices' if plan['resume']['devices'] else '')),
+                                     'repair', spec['name']))
+        if plan['action'] == 'finish':
+            drift.append(_drift.item('slot_loaded', 'the host\'s kexec slot still holds the image %s was started with '
+                                                    '(a run killed before kexec -u); a `systemctl kexec` would boot '
+                                                    'the host into it' % spec['name'], 'repair', spec['name']))
     if request['exclusive']:
         listed = set(p['name'] for p in plans)
         drift += [_drift.extra(part) for name, part in sorted(parts.items()) if name not in listed]
@@ -501,7 +515,9 @@ def _host_drift(facts, request, plans, parts):
 
 def _hardware(facts, request):
     now = _drift.hardware_summary(facts['cpus'], facts['memory'], facts['pci'])
-    planned = request.get('hardware') or facts['hardware_record'].get('summary')
+    # The record is host_partitions' own: parker.kernel.partition (one partition) neither keeps nor reads it.
+    planned = request.get('hardware') or (facts['hardware_record'].get('summary') if request['record_hardware']
+                                          else None)
     return {'now': now, 'planned': planned, 'changes': _drift.hardware_changes(planned, now) if planned else []}
 
 
@@ -513,7 +529,14 @@ def _steps_for(plan, facts, request):
         for p in plan['partitions']:
             if p['action'] == 'remove':
                 p['steps'] = [_steps.rmdir('%s/%s' % (root, p['name']))]
+                if _left_in_slot(facts['kexec'], p['existing']) and facts['kexec']['bin']:
+                    # Its image is still in the host's only slot (a start killed before kexec -u): clear it too.
+                    p['steps'] += [_steps.run([facts['kexec']['bin'], '-u']),
+                                   _steps.save(_state.kexec_slot('normal'), {})]
         return
+    # Replaced partitions go first, all of them: the checks above counted their CPUs and memory as free.
+    plan['removals'] = [_steps.rmdir('%s/%s' % (root, p['name'])) for p in plan['partitions']
+                        if p['action'] == 'replace']
     plan['repairs'] = repair_steps([d for d in plan['drift'] if d['repair'] == 'repair'], facts['memory'])
     node_of = dict((c['id'], c['node']) for c in cpu_facts['list'])
     names = saved_names(records)
@@ -538,7 +561,7 @@ def _steps_for(plan, facts, request):
         previous = {} if p['action'] == 'replace' else (records.get(p['name']) or {})
         p['record'] = dict(previous, cpus=format_cpulist(spec['cpus']), memory=spec['memory'],
                            devices=spec['devices'], names=_names_of(spec['devices'], pci, names), started=False)
-        new_cpus = spec['cpus'] - (_cpus(part['cpus']) if part and p['action'] == 'resume' else set())
+        new_cpus = spec['cpus'] - (cpus_of(part['cpus']) if part and p['action'] == 'resume' else set())
         cache = _state.refreshed_topology(topology, cpu_facts['list'], new_cpus)
         if cache is not None:
             steps.append(_steps.save(_state.CPU_TOPOLOGY, cache))
@@ -564,7 +587,7 @@ def conflicts(partitions):
     for name in sorted(set(n for n in names if names.count(n) > 1)):
         problems.append('partition %s is listed %d times' % (name, names.count(name)))
     for part in partitions:
-        cpus = _cpus(part.get('cpus'))
+        cpus = cpus_of(part.get('cpus'))
         for kind, items in (('CPU', sorted(cpus)), ('device', sorted(part.get('devices') or []))):
             for item in items:
                 first = owners.setdefault((kind, item), part.get('name'))

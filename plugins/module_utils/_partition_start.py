@@ -123,6 +123,9 @@ def start(io, txn, spec, base_path, part, extra, machine, timeout, on_spawn):
             raise timed_out
         unload(io, txn)
         raise
+    # Online: the Application Kernel runs, and nothing before this can be undone any more (an rmdir would meet
+    # EBUSY and the record of its single use would be lost), so this unit ends here.
+    txn.commit()
     # One slot: an image left there would kexec the host on its next `systemctl kexec`.
     unload(io, txn)
     now = None if txn.check_mode else io.read(online)

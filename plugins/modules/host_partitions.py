@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: host_partitions
 short_description: A host's whole set of Parker partitions in one call, with drift and health
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Takes every partition the host should have and a state, and does the whole job in one round trip. It reads
     the kernel once, plans every partition together, refuses the host with every problem before the first write,

@@ -70,9 +70,10 @@ ansible_facts:
       contains:
         cpus:
           description:
-            - C(possible), C(present), C(online), C(offline), C(boot_cpus) as cpulists, and C(list) with each CPU's
-              C(id), C(online), C(hotpluggable), C(node), C(apic_id), C(package), C(die), C(core),
-              C(thread_siblings), C(core_cpus) and C(topology_source) (V(sysfs) or V(cached)).
+            - C(possible), C(present), C(online), C(offline), C(boot_cpus) as cpulists, C(model) (the CPU model
+              name), and C(list) with each CPU's C(id), C(online), C(hotpluggable), C(node), C(apic_id), C(package),
+              C(die), C(core), C(thread_siblings), C(core_cpus), C(llc) (the CPUs sharing its last-level cache, from
+              C(cache/index3/shared_cpu_list)) and C(topology_source) (V(sysfs) or V(cached)).
           returned: when gathered
           type: dict
         numa:
@@ -92,8 +93,8 @@ ansible_facts:
         pci:
           description:
             - C(devices) with C(address), C(vendor), C(device), C(class), C(driver), C(driver_override),
-              C(numa_node), C(iommu_group), C(net), C(block), C(default_route), C(ssh), C(root_fs), C(in_use) and
-              C(claimed_by).
+              C(numa_node), C(iommu_group), C(sriov_vf) (an SR-IOV virtual function), C(net), C(block),
+              C(default_route), C(ssh), C(root_fs), C(in_use) and C(claimed_by).
             - C(in_use) is a list of sentences, one per reason the Boot Kernel uses the device (a mount, swap, an
               LVM, MD, dm-crypt or multipath holder, a process holding one of its device nodes open, an address, a
               route, a bond or bridge), each naming the holder; the modules that take a device refuse it while the

@@ -28,6 +28,7 @@ def call(parker, monkeypatch):
         commands = parker.commands({('/usr/bin/ping',): ping})
         return run_module(monkeypatch, host_partitions, args, parker.host.root, check_mode=check, diff=diff,
                           commands=commands)
+    run.monkeypatch = monkeypatch
     return run
 
 
@@ -220,3 +221,103 @@ def test_absent_removes_what_powered_off_and_refuses_what_runs(parker, call):
     assert view['online'] == '0-7' and view['partitions'] == {} and 'vdb' in view['block'] and 'eth1' in view['net']
     assert parker.records() == {} and before['partitions']
     assert call(state='absent')['changed'] is False
+
+
+# -- found in review --------------------------------------------------------------------------
+
+def test_replaced_partitions_go_before_any_build(parker, call):
+    """old holds 2-3 and moves to 4-5 while new takes 2-3: the plan counts 2-3 as free, so old's rmdir runs first."""
+    call(partitions=[dict(P1, name='old', devices=[])], health_check=False)
+    parker.poweroff('old')
+    result = call(partitions=[dict(P1, name='new', devices=[]), dict(P2, name='old', devices=[], cpus='4-5')],
+                  replace=True, health_check=False)
+    assert not result.get('failed'), result['msg']
+    assert [p['action'] for p in result['partitions']] == ['create', 'replace']
+    assert result['actions'].index('rmdir %s/old' % ROOT) < result['actions'].index('mkdir %s/new' % ROOT)
+    assert parker.model.info('new')['cpus'] == [2, 3] and parker.model.info('old')['cpus'] == [4, 5]
+
+
+def test_a_failure_after_the_start_keeps_the_running_partition_and_its_single_use(parker, call):
+    def kexec(argv):
+        if '-u' in argv:
+            return 1, '', 'kexec: unload failed'
+        parker.host.write('/sys/kernel/kexec_loaded', '1')
+        return 0, '', ''
+    result = run_module_with(parker, call, {('/usr/sbin/kexec',): kexec}, partitions=[P1], health_check=False)
+    assert result['failed'] and result['changed'] is True and 'unload failed' in result['msg']
+    assert parker.model.info('p1')['online'] and parker.records()['p1']['started'] is True
+
+
+def run_module_with(parker, call, commands, **args):
+    from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
+    merged = dict(dict(partitions=[], kernel=KERNEL, health_timeout=2, parker_root=ROOT), **args)
+    answers = parker.commands(commands)
+    return run_module(call.monkeypatch, host_partitions, merged, parker.host.root, commands=answers)
+
+
+def test_a_refusal_that_is_not_drift_is_not_in_plan(parker, call):
+    call()
+    result = call(check=True, min_housekeeping_cores=4)   # nothing drifted; the host cannot have this plan
+    assert result['failed'] and result['drift'] == [] and result['status'] == 'refused'
+    assert 'parker_kernel_in_plan 0' in result['metrics']
+
+
+def test_half_built_never_started_and_a_loaded_slot_are_drift_the_apply_repairs(parker, call):
+    parker.model.mkdir('p1')   # a run killed after cpus
+    parker.model.write('p1', 'cpus', '2-3')
+    parker.render()
+    verdict = call(partitions=[P1], check=True)
+    assert kinds(verdict) == [('not_started', 'p1', 'repair'), ('incomplete', 'p1', 'repair')]
+    assert not call(partitions=[P1]).get('failed')
+    assert call(partitions=[P1], check=True)['status'] == 'in plan'
+    parker.host.write('/sys/kernel/kexec_loaded', '1')   # as if killed between online and kexec -u
+    control = '0x%x' % parker.model.info('p1')['control']
+    parker.host.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "parker=%s memmap=exactmap"}' % control)
+    assert kinds(call(partitions=[P1], check=True)) == [('slot_loaded', 'p1', 'repair')]
+    assert call(partitions=[P1])['changed'] and parker.view()['kexec_loaded'] == '0'
+
+
+def test_the_partition_module_neither_reads_nor_needs_the_hardware_record(parker, call, monkeypatch):
+    from ansible_collections.parker.kernel.plugins.modules import partition
+    from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
+    call()
+    parker.host.add_pci_devices([('0000:00:09.0', '1af4:1000'.split(':')[0], '1000', '0x020000', 'virtio-pci',
+                                  'net:eth9')])
+    assert call(check=True)['status'] == 'hardware changed'
+    one = run_module(monkeypatch, partition, dict(name='p3', cpus='6-7', memory='1G', parker_root=ROOT),
+                     parker.host.root, commands=parker.commands())
+    assert not one.get('failed'), one['msg']
+
+
+def test_replacing_a_partition_by_one_thread_of_its_core_is_an_smt_split(parker, call):
+    call(partitions=[dict(P1, devices=[])], health_check=False)
+    parker.poweroff('p1')
+    result = call(partitions=[dict(P1, devices=[], cpus='2')], replace=True, health_check=False, check=True)
+    assert result['failed'] and 'the SMT core 2-3 would be split between p1 and the Boot Kernel' in result['msg']
+
+
+def test_a_mount_then_a_refusal_reports_the_mount(host, sim, monkeypatch):
+    monkeypatch.setenv('SSH_CONNECTION', '10.0.2.2 50000 10.0.2.15 22')
+    unmounted = ParkerHost(host, monkeypatch, mounted=False)
+    from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
+    result = run_module(monkeypatch, host_partitions, dict(partitions=[dict(P1, cpus='0-7')], parker_root=ROOT),
+                        host.root, commands=unmounted.commands())
+    assert result['failed'] and result['changed'] is True and result['actions'] == ['mount -t parker none %s' % ROOT]
+
+
+def test_absent_clears_an_image_a_killed_start_left_in_the_slot(parker, call):
+    call(partitions=[P1], health_check=False)
+    parker.host.write('/sys/kernel/kexec_loaded', '1')
+    control = '0x%x' % parker.model.info('p1')['control']
+    parker.host.write('/run/parker-kernel/kexec-normal.json', '{"cmdline": "parker=%s memmap=exactmap"}' % control)
+    parker.poweroff('p1')
+    gone = call(partitions=[P1], state='absent')
+    assert not gone.get('failed'), gone['msg']
+    assert '/usr/sbin/kexec -u' in gone['actions'] and parker.view()['kexec_loaded'] == '0'
+
+
+def test_check_mode_shows_a_replaced_partitions_new_memory(parker, call):
+    call(partitions=[dict(P1, devices=[])], health_check=False)
+    parker.poweroff('p1')
+    plan = call(partitions=[dict(P1, devices=[], memory='2G')], replace=True, check=True, diff=True)
+    assert 'p1: cpus=2-3 memory=2G@0x0' in plan['diff']['after'], plan['diff']
