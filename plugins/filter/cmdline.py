@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.parker.kernel.plugins.module_utils import _render
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import merge_tokens
 
+
 def _wrap(function):
     def run(*args, **kwargs):
         try:

@@ -70,8 +70,8 @@ def hardware_changes(planned, now):
     for node in sorted(set(planned.get('memory', {})) | set(now.get('memory', {}))):
         before, after = planned.get('memory', {}).get(node, 0), now.get('memory', {}).get(node, 0)
         if before != after:
-            changes.append('memory of node %s: %s, planned on %s' % (node, format_size(after) or '0',
-                                                                       format_size(before) or '0'))
+            changes.append('memory of node %s: %s, planned on %s'
+                           % (node, format_size(after) or '0', format_size(before) or '0'))
     before, after = set(planned.get('pci', [])), set(now.get('pci', []))
     changes.extend('PCI device %s is gone' % d for d in sorted(before - after))
     changes.extend('PCI device %s is new' % d for d in sorted(after - before))

@@ -30,7 +30,7 @@ def target(spec):
     address = health.get('address') or network.get('address')
     if not address:
         return None
-    return {'address': str(address).split('/')[0], 'port': health.get('port')}
+    return {'address': str(address).split('/', 1)[0], 'port': health.get('port')}
 
 
 def _once(io, runner, probe):
@@ -45,8 +45,9 @@ def _once(io, runner, probe):
     if ping is None:
         return False, 'no ping on the Boot Kernel (%s); give health.port for a TCP probe' % ', '.join(PING_PATHS)
     rc, _out, err = runner([ping, '-n', '-c', '1', '-W', '1', probe['address']])
-    return rc == 0, 'answers ICMP echo' if rc == 0 else 'no ICMP echo reply%s' % (': ' + err.strip() if err.strip()
-                                                                               else '')
+    if rc == 0:
+        return True, 'answers ICMP echo'
+    return False, 'no ICMP echo reply%s' % (': ' + err.strip() if err.strip() else '')
 
 
 def probe_all(io, runner, probes, timeout):

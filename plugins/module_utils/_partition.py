@@ -490,8 +490,8 @@ def run_partition(params, io, txn):
 
 def run_host_partitions(params, io, txn):
     """parker.kernel.host_partitions: the host's whole set of partitions in one call."""
-    defaults = dict((k, params.get(k)) for k in ('kernel', 'initrd', 'console', 'root', 'cmdline', 'nokaslr',
-                                                  'tsc_early_khz'))
+    defaults = dict((k, params.get(k))
+                    for k in ('kernel', 'initrd', 'console', 'root', 'cmdline', 'nokaslr', 'tsc_early_khz'))
     partitions = []
     for raw in params['partitions']:
         merged = dict((k, v) for k, v in raw.items() if v is not None)

@@ -431,8 +431,8 @@ def plan_host(facts, request):
                 problems.append(problem)
             elif part is not None and part['online'] and _left_in_slot(facts['kexec'], part):
                 plan['action'] = 'finish'   # a run killed between online and kexec -u left its image in the slot
-            plan['start'] = bool(action) and spec['start'] and (part is None or not part['online']
-                                                                 or action == 'replace')
+            plan['start'] = bool(action) and spec['start'] and (
+                part is None or not part['online'] or action == 'replace')
             if plan['start']:
                 plan['extra'], found, warned = _partition_start.check(spec, facts)
                 problems += found

@@ -896,9 +896,9 @@ def plan_changes(previous, current):
     for name in sorted(set(before) - set(after)):
         found.append('%s removed' % name)
     for name in sorted(set(after) - set(before)):
-        found.append('%s added: cpus %s, memory %s, devices %s' % (name, after[name].get('cpus'),
-                                                                 after[name].get('memory'),
-                                                                 ','.join(after[name].get('devices') or []) or '-'))
+        found.append('%s added: cpus %s, memory %s, devices %s'
+                     % (name, after[name].get('cpus'), after[name].get('memory'),
+                        ','.join(after[name].get('devices') or []) or '-'))
     for name in sorted(set(before) & set(after)):
         for key in sorted(set(before[name]) | set(after[name])):
             if before[name].get(key) != after[name].get(key):

@@ -15,13 +15,16 @@ is when hardware changes.
 
 | file | written by | holds |
 |---|---|---|
-| partitions.json | partition, host_partitions | per partition: cpus, memory, devices, their names before bind, memory blocks the kernel took offline, started (single-use), the pid of an online writer still blocked |
+| partitions.json | partition, host_partitions | per partition: cpus, memory, devices (see below) |
 | selectors.json | partition, host_partitions | net=/block= selector -> the PCI address it first resolved to |
 | devices.json | device_detach | each detached device's original driver, override and names |
 | memory.json | mem_reserve | each named reservation's node and memory blocks |
 | cpu-topology.json | cpu_offline, partition, host_partitions | topology of CPUs taken offline (the kernel drops their topology directory) |
 | kexec-normal.json, kexec-crash.json | kexec_load, partition, host_partitions | digest, kernel, initrd, command line and placement of what the slot holds |
 | /var/lib/parker-kernel/hardware.json | host_partitions | the hardware the host's partitions were last applied on |
+
+partitions.json also keeps the devices' names before bind, the memory blocks the kernel took offline,
+started (single-use), and the pid of an online writer still blocked.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -303,7 +303,7 @@ def main():
             initrd=dict(type='path'),
             health_check=dict(type='bool', default=True),
             health_timeout=dict(type='int', default=120),
-            boot_tokens=dict(type='list', elements='str', default=[]),
+            boot_tokens=dict(type='list', elements='str', default=[], no_log=False),
             hardware=dict(type='dict'),
             accept_hardware=dict(type='bool', default=False),
             **dict(SAFETY_ARGUMENT_SPEC, **PARTITION_ARGUMENT_SPEC)

@@ -37,8 +37,8 @@ def run(host, sim, monkeypatch):
     from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
     from ansible_collections.parker.kernel.plugins.modules import boot_cmdline, cpu_offline, device_detach, \
         kexec_load, mem_reserve
-    modules = dict((m.__name__.rsplit('.', 1)[-1], m) for m in (boot_cmdline, cpu_offline, device_detach, kexec_load,
-                                                               mem_reserve))
+    modules = dict((m.__name__.rsplit('.', 1)[-1], m)
+                   for m in (boot_cmdline, cpu_offline, device_detach, kexec_load, mem_reserve))
 
     def _run(operation, params, check_mode=False, commands=None):
         module = modules[operation.__name__[len('run_'):]]

@@ -71,8 +71,8 @@ def test_every_planner_runs_on_frozen_facts_without_touching_the_host(facts, no_
         plan = _partition_plan.plan_host(facts, request)
         assert plan['problems'] == [] and [p['action'] for p in plan['partitions']] == ['create']
         assert [s['op'] for s in plan['partitions'][0]['steps']][-4:] == ['mkdir', 'write', 'write', 'write']
-        refused = _partition_plan.plan_host(facts, dict(request, partitions=[dict(request['partitions'][0],
-                                                                                     cpus='0-7')]))
+        refused = _partition_plan.plan_host(
+            facts, dict(request, partitions=[dict(request['partitions'][0], cpus='0-7')]))
         assert refused['problems']
         absent = _partition_plan.plan_host(facts, dict(request, state='absent'))
         assert [p['action'] for p in absent['partitions']] == ['absent']
