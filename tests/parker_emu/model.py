@@ -155,7 +155,7 @@ def cma_layout(spec, nodes, failed=(), bases=None, start=4 * GIB):
     kind, value = parse_parker_cma(spec)
     lines, areas, tried_failed = [], {}, []
     if kind == 'size':
-        per = _roundup_gib(-(-value // max(1, len(nodes))))
+        per = _roundup_gib((value + max(1, len(nodes)) - 1) // max(1, len(nodes)))   # ceil(value / nodes)
         plan = [(nid, per) for nid in nodes]
         target = value
         lines.append('parker: reserve CMA %d MiB, up to %d MiB per node' % (value // MIB, per // MIB))

@@ -2,7 +2,7 @@
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from synthfacts import intel_2s
+from ansible_collections.parker.kernel.tests.unit.synthfacts import intel_2s
 from ansible_collections.parker.kernel.plugins.filter.plan import FilterModule
 
 FILTERS = FilterModule().filters()

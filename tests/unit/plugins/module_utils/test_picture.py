@@ -3,7 +3,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from synthfacts import intel_2s, amd_nps4, synth
+from ansible_collections.parker.kernel.tests.unit.synthfacts import intel_2s, amd_nps4, synth
 from ansible_collections.parker.kernel.plugins.module_utils import _picture, _planner, _fingerprint
 
 INTENT = {'partitions': [

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from synthfacts import synth, intel_2s, amd_nps4, NIC, NVME, GPU
+from ansible_collections.parker.kernel.tests.unit.synthfacts import synth, intel_2s, amd_nps4, NIC, NVME, GPU
 from ansible_collections.parker.kernel.plugins.module_utils import _planner, _fingerprint
 from ansible_collections.parker.kernel.plugins.module_utils._cpulist import parse_cpulist
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import memparse
@@ -471,9 +471,8 @@ def test_byte_identical_across_hash_seeds():
     script = '\n'.join([
         'import json, sys',
         'sys.path[:0] = %r' % sys.path[:],
-        'import conftest',
-        'from synthfacts import amd_nps4, intel_2s',
-        'from test_planner import INTENT',
+        'from ansible_collections.parker.kernel.tests.unit.synthfacts import amd_nps4, intel_2s',
+        'from ansible_collections.parker.kernel.tests.unit.plugins.module_utils.test_planner import INTENT',
         'from ansible_collections.parker.kernel.plugins.module_utils import _planner, _picture, _fingerprint',
         'out = []',
         'for facts in (amd_nps4(), intel_2s(numbering="interleaved")):',

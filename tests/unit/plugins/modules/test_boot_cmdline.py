@@ -30,7 +30,9 @@ def grub(host):
         script = ('. "$1/etc/default/grub"; for f in "$1"/etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; '
                   'printf "menuentry x {\\n\\tlinux\\t/boot/vmlinuz root=LABEL=r ro %s %s\\n}\\n" '
                   '"$GRUB_CMDLINE_LINUX" "$GRUB_CMDLINE_LINUX_DEFAULT" > "$1/boot/grub/grub.cfg"')
-        proc = subprocess.run(['/bin/sh', '-c', script, 'sh', host.root], capture_output=True, text=True, check=False)
+        # stdout=/stderr=PIPE and universal_newlines: module tests run on Python 3.6 too (no capture_output, text)
+        proc = subprocess.run(['/bin/sh', '-c', script, 'sh', host.root], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
     update(None)
     calls.clear()
