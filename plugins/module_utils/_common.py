@@ -11,6 +11,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import sys
+
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO, Transaction, ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._state import PARKER_ROOT
 
@@ -36,6 +38,22 @@ SAFETY_ARGUMENT_SPEC = dict(
     force=dict(type='bool', default=False),
     parker_root=dict(type='path', default=PARKER_ROOT),
 )
+
+
+# The oldest Python the modules run on (tests/config.yml): they need Python 3's gzip.decompress,
+# subprocess.DEVNULL and Popen(start_new_session=True) / wait(timeout).
+OLDEST_TARGET_PYTHON = (3, 6)
+
+
+def require_target_python(module, version=None):
+    """Refuse, before reading the host, a managed node whose Python is older than the floor."""
+    version = tuple(version or sys.version_info[:3])
+    if version[:2] < OLDEST_TARGET_PYTHON:
+        module.fail_json(
+            msg='parker.kernel modules need Python %d.%d or later on the managed node, and %s here is Python %s; '
+                'set ansible_python_interpreter to a Python 3 on this host (for example /usr/bin/python3)'
+                % (OLDEST_TARGET_PYTHON + (sys.executable or 'the interpreter', '.'.join(str(v) for v in version))),
+            changed=False, writes=0)
 
 
 class Refused(Exception):
@@ -68,6 +86,7 @@ def execute(module, operation, root='/'):
     the result dict. On a refusal nothing was written; on an ApplyError the
     transaction is rolled back before failing, with the kernel's errno.
     """
+    require_target_python(module)
     io = HostIO(root)
 
     def runner(argv):

@@ -132,6 +132,7 @@ ansible_facts:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.parker.kernel.plugins.module_utils._common import require_target_python
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import HostIO
 from ansible_collections.parker.kernel.plugins.module_utils._facts import gather, SUBSETS
 from ansible_collections.parker.kernel.plugins.module_utils._state import PARKER_ROOT
@@ -145,6 +146,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    require_target_python(module)
     subsets = module.params['gather_subset']
     if 'all' in subsets:
         subsets = SUBSETS
