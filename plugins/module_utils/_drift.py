@@ -31,7 +31,6 @@ def item(kind, message, repair, partition=None, **details):
     return found
 
 
-
 # -- hardware -----------------------------------------------------------------
 
 def hardware_summary(cpu_facts, memory_facts, pci):

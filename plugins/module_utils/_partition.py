@@ -47,7 +47,6 @@ LOCK_WAIT = 600       # seconds to wait for another partition operation on this 
 RUNNING_PROBE = 10    # seconds an Application Kernel that already runs gets to answer (a lost ping is no outage)
 
 
-
 # -- locking and mounting ----------------------------------------------------------
 
 def _lock(io, txn, root):

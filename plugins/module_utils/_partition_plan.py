@@ -41,7 +41,6 @@ NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 BUILD_ACTIONS = ('create', 'resume', 'replace')
 
 
-
 def _held(part):
     """(cpus, memory bytes or None, sorted devices) a partition's kernfs view shows."""
     return cpus_of(part['cpus']), (part['memory'] or {}).get('size'), sorted(part['devices'])

@@ -281,7 +281,7 @@ def test_the_partition_module_neither_reads_nor_needs_the_hardware_record(parker
     from ansible_collections.parker.kernel.plugins.modules import partition
     from ansible_collections.parker.kernel.tests.unit.parker_kernel import run_module
     call()
-    parker.host.add_pci_devices([('0000:00:09.0', '1af4:1000'.split(':')[0], '1000', '0x020000', 'virtio-pci',
+    parker.host.add_pci_devices([('0000:00:09.0', '1af4', '1000', '0x020000', 'virtio-pci',
                                   'net:eth9')])
     assert call(check=True)['status'] == 'hardware changed'
     one = run_module(monkeypatch, partition, dict(name='p3', cpus='6-7', memory='1G', parker_root=ROOT),
