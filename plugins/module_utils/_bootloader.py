@@ -24,7 +24,7 @@ from ansible_collections.parker.kernel.plugins.module_utils._common import Refus
 from ansible_collections.parker.kernel.plugins.module_utils._hostio import ApplyError
 from ansible_collections.parker.kernel.plugins.module_utils._render import render, grub_escape, check_tokens, RenderError, \
     REPEATABLE
-from ansible_collections.parker.kernel.plugins.module_utils import _facts, _memory
+from ansible_collections.parker.kernel.plugins.module_utils import _facts, _memory, _staged_boot
 
 GRUB_CFG = ('/boot/grub/grub.cfg', '/boot/grub2/grub.cfg')
 HEADER = '# Managed by parker.kernel.boot_cmdline: edit the inventory, not this file.\n'
@@ -125,14 +125,28 @@ def run_boot_cmdline(params, io, txn):
                      trusted=running)
     except RenderError as exc:
         raise Refused('refused before touching any file: %s' % exc)
-    if kind == 'grub':
-        result = _persist_grub(params, io, txn, present, drop)
-    else:
-        result = _persist_grubby(io, txn, present, drop)
     missing = [t for t in present if t not in running]
     lingering = [t for t in running if t in drop or (token_key(t) in drop and t not in present)]
-    # In check mode nothing reached the bootloader unless it was already there.
-    persisted = not (txn.check_mode and result['changed'])
+    stage = params.get('stage') or 'none'
+    if stage != 'none' and kind != 'grub':
+        raise Refused('stage=%s needs GRUB and its grubenv; on a grubby (BLS) host use stage=none with a cold or '
+                      'kexec reboot' % stage)
+    if kind == 'grub':
+        staged = _staged_state(io)
+        if stage in ('next_boot', 'entry'):
+            result = _stage_grub(params, io, txn, present, drop, staged, bool(missing or lingering))
+        elif stage == 'discard':
+            result = _remove_staged(io, txn, staged, run_update=True)
+        else:
+            # Persisting the default line is the promotion: the staged entry goes in the same update-grub.
+            removed = _remove_staged(io, txn, staged, run_update=False)
+            result = _persist_grub(params, io, txn, present, drop, force_update=removed['changed'])
+            result['changed'] = result['changed'] or removed['changed']
+        result['staged_found'] = staged['found']
+    else:
+        result = _persist_grubby(io, txn, present, drop)
+    # In check mode nothing reached the bootloader unless it was already there; a staged line is not the default.
+    persisted = stage == 'none' and not (txn.check_mode and result['changed'])
     result.update(bootloader=kind, tokens=present, removed=drop, running_missing=missing, persisted=persisted,
                   running_unwanted=lingering, reboot_required=bool(missing or lingering))
     if reserved is not None:
@@ -142,7 +156,126 @@ def run_boot_cmdline(params, io, txn):
     return result
 
 
-def _persist_grub(params, io, txn, present, drop):
+def _update_grub(io, cfg_path):
+    update = next((p for p in ('/usr/sbin/update-grub', '/sbin/update-grub') if io.exists(p)), None)
+    if update is None:
+        raise Refused('update-grub is not installed; cannot regenerate %s' % cfg_path)
+    return update
+
+
+def _staged_state(io):
+    """grub.cfg, grubenv and a staged entry left by an earlier run, as the host has them now."""
+    cfg_path = next((p for p in GRUB_CFG if io.exists(p)), GRUB_CFG[0])
+    grubenv = next((p for p in _staged_boot.GRUBENV if io.exists(p)), _staged_boot.GRUBENV[0])
+    env = _staged_boot.parse_grubenv(io.read(grubenv, '') or '')
+    script = io.read(_staged_boot.SCRIPT)
+    script = None if script is None else script + '\n'
+    found = _staged_boot.script_tokens(script)
+    return {'cfg_path': cfg_path, 'cfg': io.read(cfg_path, '') or '', 'grubenv': grubenv, 'env': env,
+            'script': script,
+            'found': None if found is None and env.get('next_entry') != _staged_boot.ENTRY_ID else {
+                'kernel': found[0] if found else None, 'tokens': found[1] if found else [],
+                'next_boot': env.get('next_entry') == _staged_boot.ENTRY_ID}}
+
+
+def _editenv(io):
+    editenv = next((p for p in _staged_boot.EDITENV if io.exists(p)), None)
+    if editenv is None:
+        raise Refused('grub-editenv is not installed; it sets and clears the one-shot next_entry')
+    return editenv
+
+
+def _remove_staged(io, txn, staged, run_update):
+    """Remove a staged entry and its one-shot; the caller runs update-grub unless ``run_update``."""
+    changed = False
+    if staged['env'].get('next_entry') == _staged_boot.ENTRY_ID:
+        editenv = _editenv(io)
+        txn.run([editenv, staged['grubenv'], 'unset', 'next_entry'],
+                undo=[editenv, staged['grubenv'], 'set', 'next_entry=' + _staged_boot.ENTRY_ID])
+        changed = True
+    # grub.cfg may still hold the entry when a run was cut off after removing the script.
+    if staged['script'] is not None or _staged_boot.ENTRY_ID in staged['cfg']:
+        update = _update_grub(io, staged['cfg_path'])
+        if staged['script'] is not None:
+            txn.on_rollback([update])
+            txn.remove_file(_staged_boot.SCRIPT, staged['script'])
+        if run_update:
+            txn.run([update])
+            txn.run(['sync'])
+        changed = True
+    return {'changed': changed, 'staged': None,
+            'diff': diff_of(_staged_boot.SCRIPT, staged['script'] or '', '')}
+
+
+def _stage_grub(params, io, txn, present, drop, staged, needed):
+    """Write the staged entry (and, for next_boot, GRUB's one-shot for it); the default stays as it is."""
+    try:
+        title, block = _staged_boot.default_entry(staged['cfg'], staged['env'])
+        kernel, default_tokens = _staged_boot.entry_tokens(block)
+    except _staged_boot.StageError as exc:
+        raise Refused('cannot stage: %s' % exc)
+    if params['stage'] == 'next_boot':
+        why = _staged_boot.grubenv_writable(io.read('/proc/self/mountinfo', '') or '', staged['grubenv'])
+        if why:
+            raise Refused('cannot stage a one-shot boot: %s; use cmdline_reboot_strategy kexec (one-shot by '
+                          'nature) or move /boot/grub to a plain ext4 or FAT partition' % why)
+    try:
+        extra = render(_as_args(params.get('staged_only') or [], 'present'))['present']
+    except RenderError as exc:
+        raise Refused('refused before touching any file: staged_only: %s' % exc)
+    owned = _staged_boot.owned_tokens(io.read(params['dropin']))
+    tokens = _staged_boot.staged_tokens(default_tokens, owned, present, drop, extra)
+    try:
+        check_tokens(tokens, os.uname()[4], 'staged line', trusted=default_tokens)
+    except RenderError as exc:
+        raise Refused('refused before touching any file: %s' % exc)
+    initrd = next((w[1] for w in (split_cmdline(line.strip()) for line in block)
+                   if len(w) > 1 and w[0] in ('initrd', 'initrdefi')), None)
+    current = io.read(params['dropin'])
+    # Nothing left to promote: the default entry already boots the line and the drop-in keeps it there.
+    default_current = current is not None and current + '\n' == grub_dropin(present, drop) and \
+        all(t in default_tokens for t in present) and \
+        not any(t in drop or (token_key(t) in drop and t not in present) for t in default_tokens)
+    entry = {'entry_id': _staged_boot.ENTRY_ID, 'kernel': kernel, 'initrd': initrd, 'tokens': tokens,
+             'next_boot': params['stage'] == 'next_boot', 'default_title': title, 'default_tokens': default_tokens}
+    if not needed:
+        # The running kernel already has the line (a staged boot whose run was cut off): nothing to stage.
+        result = _remove_staged(io, txn, staged, run_update=True)
+        result.update(default_entry={'title': title, 'tokens': default_tokens}, default_current=default_current)
+        return result
+    script = _staged_boot.staged_script(block, tokens)
+    in_cfg = [b for t, b in _staged_boot.top_level_entries(staged['cfg']) if _staged_boot.ENTRY_ID in b[0]]
+    # A run cut off between writing the script and update-grub left grub.cfg without the entry: regenerate.
+    cfg_stale = not in_cfg or _staged_boot.entry_tokens(in_cfg[0])[1] != tokens
+    if staged['script'] != script or cfg_stale:
+        update = _update_grub(io, staged['cfg_path'])
+        txn.on_rollback([update])
+        txn.write_file(_staged_boot.SCRIPT, script, undo_text=staged['script'], mode=0o755)
+        txn.run([update])
+        txn.run(['sync'])
+        if not txn.check_mode:
+            after = io.read(staged['cfg_path'], '') or ''
+            entries = dict((t, b) for t, b in _staged_boot.top_level_entries(after))
+            mine = [b for b in entries.values() if _staged_boot.ENTRY_ID in b[0]]
+            if not mine or _staged_boot.entry_tokens(mine[0])[1] != tokens:
+                raise ApplyError('update-grub', None, 'grub.cfg lacks the staged entry after update-grub')
+            if title not in entries or _staged_boot.entry_tokens(entries[title])[1] != default_tokens:
+                raise ApplyError('update-grub', None, 'the default entry changed while staging')
+    editenv = _editenv(io)
+    pending = staged['env'].get('next_entry') == _staged_boot.ENTRY_ID
+    if params['stage'] == 'next_boot' and not pending:
+        txn.run([editenv, staged['grubenv'], 'set', 'next_entry=' + _staged_boot.ENTRY_ID],
+                undo=[editenv, staged['grubenv'], 'unset', 'next_entry'])
+        txn.run(['sync'])
+    elif params['stage'] == 'entry' and pending:
+        txn.run([editenv, staged['grubenv'], 'unset', 'next_entry'])
+    return {'changed': staged['script'] != script or cfg_stale or (params['stage'] == 'next_boot') != pending,
+            'staged': entry, 'default_entry': {'title': title, 'tokens': default_tokens},
+            'default_current': default_current,
+            'diff': diff_of(_staged_boot.SCRIPT, staged['script'] or '', script)}
+
+
+def _persist_grub(params, io, txn, present, drop, force_update=False):
     path = params['dropin']
     if not re.match(r'^/etc/default/grub\.d/[A-Za-z0-9_.-]+\.cfg$', path):
         raise Refused('dropin must be a .cfg file directly under /etc/default/grub.d/, not %s' % path)
@@ -154,9 +287,8 @@ def _persist_grub(params, io, txn, present, drop):
     stale = cfg_tokens is None or any(t not in cfg_tokens for t in present) or \
         any(t in drop or (token_key(t) in drop and t not in present) for t in cfg_tokens)
     changed_file = current_text != wanted
-    update = next((p for p in ('/usr/sbin/update-grub', '/sbin/update-grub') if io.exists(p)), None)
-    if (changed_file or stale) and update is None:
-        raise Refused('update-grub is not installed; cannot regenerate %s' % cfg_path)
+    stale = stale or force_update
+    update = _update_grub(io, cfg_path) if changed_file or stale else None
     if changed_file:
         # Undo runs last-in first-out: restore the drop-in first, then regenerate grub.cfg from it.
         txn.on_rollback([update])

@@ -466,6 +466,17 @@ class Transaction:
             self._undo.append(('file', rel, undo_text))
             self._replace_file(rel, text, mode, 0o755)
 
+    def remove_file(self, rel, undo_text):
+        """Remove a regular file; undo writes ``undo_text`` back with the file's mode."""
+        self.actions.append('remove file %s' % rel)
+        if not self.check_mode:
+            try:
+                mode = os.stat(self.io.path(rel)).st_mode & 0o7777
+                os.remove(self.io.path(rel))
+            except OSError as exc:
+                raise ApplyError('remove %s' % rel, exc.errno, exc.strerror)
+            self._undo.append(('file', rel, undo_text, mode))
+
     def rollback(self):
         """Undo completed operations in reverse order; return what could not be undone."""
         failures = []
@@ -479,7 +490,7 @@ class Transaction:
                         if exc.errno not in (step[3] if len(step) > 3 else ()):
                             raise
                 elif step[0] == 'file':
-                    self._restore_file(step[1], step[2])
+                    self._restore_file(*step[1:])
                 elif step[0] == 'rmdir':
                     self._rmdir_now(step[1])
                 else:
@@ -488,9 +499,9 @@ class Transaction:
                 failures.append(str(exc))
         return failures
 
-    def _restore_file(self, rel, text):
+    def _restore_file(self, rel, text, mode=None):
         if text is not None:
-            self._replace_file(rel, text, None, 0o755)   # keeps the file's own mode
+            self._replace_file(rel, text, mode, 0o755)   # mode None keeps the file's own mode
             return
         try:
             os.remove(self.io.path(rel))

@@ -60,6 +60,29 @@ options:
       - Other keys (such as C(movablecore)) are ignored here.
     type: dict
     default: {}
+  stage:
+    description:
+      - V(none) persists the line as the default (and removes a staged entry: this is the promotion).
+      - V(next_boot) leaves the default alone and writes the line as a separate GRUB entry, a copy of the default
+        entry with the new line and O(staged_only), then sets GRUB's one-shot C(next_entry) to it. GRUB clears
+        the one-shot before it boots the entry, so a line that fails to boot (with C(panic=N) on it) reboots
+        into the unchanged default by itself. Refused when grubenv is on a filesystem GRUB cannot write (LVM,
+        MD, device-mapper, btrfs): a one-shot never cleared would boot the staged line every time.
+      - V(entry) writes the staged entry without the one-shot, for a kexec into exactly that entry.
+      - V(discard) removes a staged entry and its one-shot, nothing else.
+      - Staging is GRUB only; it is refused on grubby (BLS) hosts.
+      - When the running kernel already carries the line, V(next_boot) and V(entry) stage nothing (and remove
+        a leftover staged entry): the caller goes straight to its checks and the promotion.
+    type: str
+    choices: [none, next_boot, entry, discard]
+    default: none
+    version_added: 0.2.0
+  staged_only:
+    description: Tokens only the staged entry carries, never the default, such as V(panic=30).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 '''
 
 EXAMPLES = r'''
@@ -122,6 +145,27 @@ next_boot:
   returned: when bootloader is grub and not in check mode
   type: dict
   sample: {kernel: /boot/vmlinuz-6.1.0-44-amd64, initrd: /boot/initrd.img-6.1.0-44-amd64, tokens: [root=UUID=x, ro]}
+staged:
+  description:
+    - The staged entry written by O(stage=next_boot) or O(stage=entry), C(None) when nothing was staged:
+      C(entry_id), C(kernel) and C(initrd) (as GRUB sees them), C(tokens) (the whole staged line), C(next_boot)
+      (the one-shot is set), C(default_title) and C(default_tokens) (the entry GRUB boots otherwise).
+  returned: when bootloader is grub and O(stage) is not V(none)
+  type: dict
+staged_found:
+  description:
+    - A staged entry or one-shot that was on the host before this call (an interrupted staged run), with its
+      C(tokens) and whether C(next_boot) was still pending; C(None) when there was none.
+  returned: when bootloader is grub
+  type: dict
+default_entry:
+  description: C(title) and C(tokens) of the entry GRUB boots by default, before this call.
+  returned: when O(stage) is V(next_boot) or V(entry)
+  type: dict
+default_current:
+  description: The default entry already boots the line and the drop-in keeps it there (nothing to promote).
+  returned: when O(stage) is V(next_boot) or V(entry)
+  type: bool
 dropin:
   description: Path of the GRUB drop-in.
   returned: when bootloader is grub
@@ -152,6 +196,8 @@ def main():
             bootloader=dict(type='str', choices=['auto', 'grub', 'grubby'], default='auto'),
             dropin=dict(type='path', default='/etc/default/grub.d/99-parker-kernel.cfg'),
             reservations=dict(type='dict', default={}),
+            stage=dict(type='str', choices=['none', 'next_boot', 'entry', 'discard'], default='none'),
+            staged_only=dict(type='list', elements='str', default=[]),
         ),
         supports_check_mode=True,
     )

@@ -4,6 +4,7 @@ Only a disk boot proves that a persisted command line is what the kernel
 really boots with, so this test starts its own GRUB-booting guest.
 """
 import os
+import signal
 import subprocess
 
 import pytest
@@ -69,3 +70,37 @@ def test_a_reset_during_a_boot_line_change_boots_the_old_line_or_the_new(disk_fl
     assert rc == 0, output[-6000:]
     rc, cfg = harness.guest_run(guest, "grep -c 'parker_test=reset' /boot/grub/grub.cfg", state_dir=disk_fleet)
     assert rc == 0 and int(cfg.strip()) > 0, cfg
+
+
+def _staged(disk_fleet, expect, *args):
+    rc, output, seconds = harness.run_playbook('cmdline_staged.yml', '-e', 'expect=%s' % expect, *args,
+                                               state_dir=disk_fleet)
+    harness.record_timing(disk_fleet, 'cmdline_staged.yml expect=%s' % expect, seconds, rc)
+    assert rc == 0, 'cmdline_staged.yml expect=%s failed (rc=%d, %.0fs):\n%s' % (expect, rc, seconds, output[-8000:])
+    return output
+
+
+def test_a_staged_change_in_check_mode_touches_no_bootloader_file(disk_fleet):
+    _staged(disk_fleet, 'check', '-e', 'staged_value=check')
+
+
+def test_an_interrupted_staged_run_is_reported_and_the_next_converges_and_promotes(disk_fleet):
+    """The controller is killed once the staged entry's script exists; the next run reports the entry, boots the
+    staged line once, gates it, promotes it, and an ordinary reboot then boots it as the default."""
+    guest = _disk_guest(disk_fleet)
+    argv = harness.playbook_argv('cmdline_staged.yml', '-e', 'expect=promoted', '-e', 'staged_value=good',
+                                 state_dir=disk_fleet)
+    proc = subprocess.Popen(argv, env=harness.ansible_env(disk_fleet), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+    rc, seen = harness.guest_run(guest, 'for i in $(seq 3000); do [ -e /etc/grub.d/42_parker_kernel_staged ] && '
+                                 'echo seen && exit 0; sleep 0.05; done; exit 1', state_dir=disk_fleet, timeout=240)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert rc == 0 and 'seen' in seen, 'the staged entry never appeared'
+    assert harness.wait_for_ssh(guest, disk_fleet, timeout=420), 'the guest did not come back'
+    output = _staged(disk_fleet, 'promoted', '-e', 'staged_value=good')
+    assert 'Found a staged boot entry from an earlier run' in output, output[-6000:]
+
+
+def test_a_staged_line_that_cannot_boot_reverts_by_itself_and_fails_the_host(disk_fleet):
+    _staged(disk_fleet, 'reverted', '-e', 'staged_value=bad')

@@ -400,26 +400,57 @@ def spec_that_fits_only_one_at_a_time(fleet_vars):
 
 
 def test_a_failed_host_halts_the_rollout(parker_fleet):
-    """The failing host's partitions pass one by one but not together: refused before the first write."""
+    """site.yml without canaries, one host per batch, no failure allowed: the failing host's partitions pass one
+    by one but not together, so it is refused before the first write, and the batch after it never starts."""
     first, bad, last = parker_fleet.names[:3]
     parker_fleet.host_vars(bad, spec_that_fits_only_one_at_a_time(parker_fleet.vars))
     try:
-        rc, output, hosts, _s = parker_fleet.play(BRINGUP, '-e', 'parker_serial=1', '-e',
-                                                  'parker_max_fail_percentage=0')
+        rc, output, hosts, _s = parker_fleet.play(SITE, '-e', 'parker_serial=1', '-e', 'parker_max_fail_percentage=0',
+                                                  '-e', 'parker_canaries=false')
     finally:
         parker_fleet.host_vars(bad, None)
-    assert rc != 0 and hosts[bad]['failed'] == 1, hosts
+    assert rc != 0 and hosts[bad]['failed'] == 1 and hosts[last]['failed'] == 0, hosts
     assert ('the partitions together would leave 0 whole online core(s) for housekeeping, fewer than '
             'min_housekeeping_cores=1') in output, output[-6000:]
+    assert ('%s: halted: 1 of 2 hosts after the canaries failed (%s), over parker_max_fail_percentage=0'
+            % (last, bad)) in output, output[-6000:]
+    assert 'done: %s' % first in output and 'untouched: %s' % last in output, output[-3000:]
     states = parker_fleet.views()
     assert_up(states[first], first)
     assert states[bad] == parker_fleet.baseline[bad]
-    assert last not in hosts and states[last] == parker_fleet.baseline[last], 'the batch after the failure ran'
+    assert states[last] == parker_fleet.baseline[last], 'the batch after the failure ran'
     parker_fleet.teardown()
     assert parker_fleet.views() == parker_fleet.baseline
     after = parker_fleet.facts('after')
     for name in parker_fleet.names:
         assert comparable(after[name]) == comparable(parker_fleet.facts_before[name]), name
+
+
+def test_a_failed_canary_halts_its_class_and_the_other_class_proceeds(parker_fleet):
+    """Two classes (parker_class): A is guests 1 and 2, B is guest 3. A's canary is refused (a spec whose
+    partitions do not fit together), so guest 2 is never touched; B's canary passes and is up. The report names
+    each host, and only the failed canary fails."""
+    canary_a, rest_a, canary_b = parker_fleet.names[:3]
+    parker_fleet.host_vars(canary_a, dict(spec_that_fits_only_one_at_a_time(parker_fleet.vars), parker_class='A'))
+    parker_fleet.host_vars(rest_a, {'parker_class': 'A'})
+    parker_fleet.host_vars(canary_b, {'parker_class': 'B'})
+    try:
+        rc, output, hosts, seconds = parker_fleet.play(SITE)
+    finally:
+        for name in (canary_a, rest_a, canary_b):
+            parker_fleet.host_vars(name, None)
+    record_timing(parker_fleet.dir, 'site.yml with two canaries, one failing', seconds, rc)
+    assert rc != 0 and hosts[canary_a]['failed'] == 1, hosts
+    assert hosts[rest_a]['failed'] == 0 and hosts[canary_b]['failed'] == 0, hosts
+    assert '%s: halted: canary %s of class A failed' % (rest_a, canary_a) in output, output[-6000:]
+    for line in ('done: %s' % canary_b, 'failed: %s' % canary_a, 'untouched: %s' % rest_a, 'reverted: -'):
+        assert line in output, (line, output[-3000:])
+    states = parker_fleet.views()
+    assert states[canary_a] == parker_fleet.baseline[canary_a]
+    assert states[rest_a] == parker_fleet.baseline[rest_a], 'a host of the failed class was touched'
+    assert_up(states[canary_b], canary_b)
+    parker_fleet.teardown()
+    assert parker_fleet.views() == parker_fleet.baseline
 
 
 def test_parker_cma_areas_as_the_kernel_laid_them_out(parker_fleet):
