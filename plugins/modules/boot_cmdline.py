@@ -62,17 +62,17 @@ options:
     default: {}
   stage:
     description:
-      - V(none) persists the line as the default (and removes a staged entry: this is the promotion).
+      - V(none) persists the line as the default and removes a staged entry; this is the promotion.
       - V(next_boot) leaves the default alone and writes the line as a separate GRUB entry, a copy of the default
         entry with the new line and O(staged_only), then sets GRUB's one-shot C(next_entry) to it. GRUB clears
         the one-shot before it boots the entry, so a line that fails to boot (with C(panic=N) on it) reboots
         into the unchanged default by itself. Refused when grubenv is on a filesystem GRUB cannot write (LVM,
-        MD, device-mapper, btrfs): a one-shot never cleared would boot the staged line every time.
+        MD, device-mapper, btrfs), because a one-shot never cleared would boot the staged line every time.
       - V(entry) writes the staged entry without the one-shot, for a kexec into exactly that entry.
       - V(discard) removes a staged entry and its one-shot, nothing else.
       - Staging is GRUB only; it is refused on grubby (BLS) hosts.
-      - When the running kernel already carries the line, V(next_boot) and V(entry) stage nothing (and remove
-        a leftover staged entry): the caller goes straight to its checks and the promotion.
+      - When the running kernel already carries the line, V(next_boot) and V(entry) stage nothing and remove
+        a leftover staged entry; the caller goes straight to its checks and the promotion.
     type: str
     choices: [none, next_boot, entry, discard]
     default: none
@@ -147,8 +147,8 @@ next_boot:
   sample: {kernel: /boot/vmlinuz-6.1.0-44-amd64, initrd: /boot/initrd.img-6.1.0-44-amd64, tokens: [root=UUID=x, ro]}
 staged:
   description:
-    - The staged entry written by O(stage=next_boot) or O(stage=entry), C(None) when nothing was staged:
-      C(entry_id), C(kernel) and C(initrd) (as GRUB sees them), C(tokens) (the whole staged line), C(next_boot)
+    - The staged entry written by O(stage=next_boot) or O(stage=entry), or C(None) when nothing was staged.
+    - C(entry_id), C(kernel) and C(initrd) as GRUB sees them, C(tokens) (the whole staged line), C(next_boot)
       (the one-shot is set), C(default_title) and C(default_tokens) (the entry GRUB boots otherwise).
   returned: when bootloader is grub and O(stage) is not V(none)
   type: dict

@@ -118,7 +118,7 @@ def test_promotion_persists_the_default_and_removes_the_staged_entry_in_one_upda
     tokens = default_tokens(host)
     assert 'crashkernel=256M' in tokens and 'parker_test=1' in tokens and 'quiet' not in tokens
     assert 'panic=5' not in tokens                                # staged_only never reaches the default
-    assert [t for t in _staged_boot.top_level_entries(host.read('/boot/grub/grub.cfg'))][0][0] == 'Debian GNU/Linux'
+    assert _staged_boot.top_level_entries(host.read('/boot/grub/grub.cfg'))[0][0] == 'Debian GNU/Linux'
     assert len(_staged_boot.top_level_entries(host.read('/boot/grub/grub.cfg'))) == 1
     # Rebooted into the promoted default: the next staged run has nothing to stage or promote.
     host.write('/proc/cmdline', 'BOOT_IMAGE=/boot/vmlinuz ' + ' '.join(tokens) + '\n')
@@ -168,8 +168,8 @@ def test_a_grubenv_grub_cannot_write_is_refused_before_any_file(host, run, grub)
 
 def test_a_default_it_cannot_identify_is_refused(host, run, grub):
     host.write('/boot/grub/grubenv', '# GRUB Environment Block\nsaved_entry=Advanced>old\n')
-    host.write('/boot/grub/grub.cfg', host.read('/boot/grub/grub.cfg').replace('set default="0"',
-                                                                              'set default="${saved_entry}"'))
+    cfg = host.read('/boot/grub/grub.cfg')
+    host.write('/boot/grub/grub.cfg', cfg.replace('set default="0"', 'set default="${saved_entry}"'))
     result = run(run_boot_cmdline, params(), commands=grub['commands'])
     assert result['failed'] and 'cannot tell which top-level entry' in result['msg'] and grub['calls'] == []
 
