@@ -148,7 +148,7 @@ def run_boot_cmdline(params, io, txn):
     # In check mode nothing reached the bootloader unless it was already there; a staged line is not the default.
     persisted = stage == 'none' and not (txn.check_mode and result['changed'])
     result.update(bootloader=kind, tokens=present, removed=drop, running_missing=missing, persisted=persisted,
-                  running_unwanted=lingering, reboot_required=bool(missing or lingering))
+                  running_unwanted=lingering, reboot_required=bool(missing or lingering), check_mode=txn.check_mode)
     if reserved is not None:
         result['warnings'] = reserved.pop('warnings')
         reserved.pop('changed')

@@ -127,6 +127,13 @@ persisted:
       C(ansible_check_mode)).
   returned: success
   type: bool
+check_mode:
+  description:
+    - True when the module ran in check mode. Task-level C(check_mode) does not show in C(ansible_check_mode), so
+      the role reads it here before it reboots into a staged entry.
+  returned: success
+  type: bool
+  version_added: 0.2.0
 running_missing:
   description: Persisted tokens the running kernel does not have.
   returned: success
