@@ -75,7 +75,7 @@ def test_a_reset_during_a_boot_line_change_boots_the_old_line_or_the_new(disk_fl
 def _staged(disk_fleet, expect, *args):
     rc, output, seconds = harness.run_playbook('cmdline_staged.yml', '-e', 'expect=%s' % expect, *args,
                                                state_dir=disk_fleet)
-    harness.record_timing(disk_fleet, 'cmdline_staged.yml expect=%s' % expect, seconds, rc)
+    harness.record_timing(disk_fleet, 'cmdline_staged.yml %s' % ' '.join((expect,) + args[1::2]), seconds, rc)
     assert rc == 0, 'cmdline_staged.yml expect=%s failed (rc=%d, %.0fs):\n%s' % (expect, rc, seconds, output[-8000:])
     return output
 
@@ -103,4 +103,8 @@ def test_an_interrupted_staged_run_is_reported_and_the_next_converges_and_promot
 
 
 def test_a_staged_line_that_cannot_boot_reverts_by_itself_and_fails_the_host(disk_fleet):
-    _staged(disk_fleet, 'reverted', '-e', 'staged_value=bad')
+    _staged(disk_fleet, 'reverted', '-e', 'failure=boot', '-e', 'staged_value=bad')
+
+
+def test_a_staged_line_that_fails_its_gate_is_reverted_and_fails_the_host(disk_fleet):
+    _staged(disk_fleet, 'reverted', '-e', 'failure=gate', '-e', 'staged_value=gate')
