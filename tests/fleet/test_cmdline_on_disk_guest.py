@@ -86,7 +86,7 @@ def test_a_staged_change_in_check_mode_touches_no_bootloader_file(disk_fleet):
 
 def test_an_interrupted_staged_run_is_reported_and_the_next_converges_and_promotes(disk_fleet):
     """The controller is killed once the staged entry's script exists; the next run reports the entry, boots the
-    staged line once, gates it, promotes it, and an ordinary reboot then boots it as the default."""
+    staged line once, gates it and promotes it (the next test's GRUB boot shows the default then carries it)."""
     guest = _disk_guest(disk_fleet)
     argv = harness.playbook_argv('cmdline_staged.yml', '-e', 'expect=promoted', '-e', 'staged_value=good',
                                  state_dir=disk_fleet)
@@ -103,7 +103,9 @@ def test_an_interrupted_staged_run_is_reported_and_the_next_converges_and_promot
 
 
 def test_a_staged_line_that_cannot_boot_reverts_by_itself_and_fails_the_host(disk_fleet):
-    _staged(disk_fleet, 'reverted', '-e', 'failure=boot', '-e', 'staged_value=bad')
+    """Also the ordinary reboot after the promotion above: the guest comes back through GRUB's default, which
+    must carry the promoted parker_test=good and not the staged-only panic=."""
+    _staged(disk_fleet, 'reverted', '-e', 'failure=boot', '-e', 'staged_value=bad', '-e', 'default_has=parker_test=good')
 
 
 def test_a_staged_line_that_fails_its_gate_is_reverted_and_fails_the_host(disk_fleet):
