@@ -56,16 +56,21 @@ def timed(argv):
     return elapsed, proc.stdout
 
 
-def playbook(checkout, name):
+def playbook(checkout, name, extra=()):
     command = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
-    return [command, '-i', os.path.join(harness.STATE_DIR, 'inventory.yml'),
+    argv = [command, '-i', os.path.join(harness.STATE_DIR, 'inventory.yml'),
             os.path.join(checkout, 'playbooks', name), '-e', '@' + os.path.join(checkout, VARS)]
+    for value in extra:
+        argv += ['-e', value]
+    return argv
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--checkout', default=REPO, help='the checkout whose collection and playbooks run')
+    parser.add_argument('-e', dest='extra', action='append', default=[],
+                        help='an extra variable for the site.yml runs, e.g. -e parker_canaries=false')
     args = parser.parse_args()
     checkout = os.path.abspath(args.checkout)
     ENV['ANSIBLE_COLLECTIONS_PATH'] = collections_for(checkout)
@@ -74,8 +79,8 @@ def main():
     times = {'ping': [], 'site first': [], 'site rerun': [], 'teardown': []}
     for _round in range(args.rounds):
         times['ping'].append(timed(ping)[0])
-        times['site first'].append(timed(playbook(checkout, 'site.yml'))[0])
-        seconds, output = timed(playbook(checkout, 'site.yml'))
+        times['site first'].append(timed(playbook(checkout, 'site.yml', args.extra))[0])
+        seconds, output = timed(playbook(checkout, 'site.yml', args.extra))
         recap = harness.recap(output)
         if any(h.get('changed') for h in recap.values()):
             raise SystemExit('the rerun changed something: %s' % recap)
@@ -90,7 +95,8 @@ def main():
         print('| %s | %s | %.1f | %.1f | %s |' % (name, ', '.join('%.1f' % t for t in times[name]), medians[name],
                                                   medians[name] / ping_median,
                                                   '%.2f' % (medians[name] / base) if base else '-'))
-    print(json.dumps({'checkout': checkout, 'guests': len(harness.fleet_state()['guests']), 'medians': medians}))
+    print(json.dumps({'checkout': checkout, 'guests': len(harness.fleet_state()['guests']), 'extra': args.extra,
+                      'medians': medians}))
 
 
 if __name__ == '__main__':
