@@ -223,7 +223,8 @@ def _stage_grub(params, io, txn, present, drop, staged, needed):
         extra = render(_as_args(params.get('staged_only') or [], 'present'))['present']
     except RenderError as exc:
         raise Refused('refused before touching any file: staged_only: %s' % exc)
-    owned = _staged_boot.owned_tokens(io.read(params['dropin']))
+    current = io.read(params['dropin'])
+    owned = _staged_boot.owned_tokens(current)
     tokens = _staged_boot.staged_tokens(default_tokens, owned, present, drop, extra)
     try:
         check_tokens(tokens, os.uname()[4], 'staged line', trusted=default_tokens)
@@ -231,7 +232,6 @@ def _stage_grub(params, io, txn, present, drop, staged, needed):
         raise Refused('refused before touching any file: %s' % exc)
     initrd = next((w[1] for w in (split_cmdline(line.strip()) for line in block)
                    if len(w) > 1 and w[0] in ('initrd', 'initrdefi')), None)
-    current = io.read(params['dropin'])
     # Nothing left to promote: the default entry already boots the line and the drop-in keeps it there.
     default_current = current is not None and current + '\n' == grub_dropin(present, drop) and \
         all(t in default_tokens for t in present) and \

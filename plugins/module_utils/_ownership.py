@@ -142,7 +142,7 @@ def _stacked(io, iface, seen=None):
 
 # -- Storage: mounts, swap, holders, open files --------------------------------
 
-def _unescape(text):
+def unescape_mount_field(text):
     """mountinfo and /proc/swaps write space, tab, newline and backslash as octal escapes."""
     return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), text)
 
@@ -154,7 +154,7 @@ def _mounts_by_device(io):
         fields = line.split()
         if len(fields) < 5 or '-' not in fields:
             continue
-        point = _unescape(fields[4])
+        point = unescape_mount_field(fields[4])
         by_majmin.setdefault(fields[2], []).append(point)
         tail = fields[fields.index('-') + 1:]
         # btrfs and friends show an anonymous 0:N; their source names the device.
@@ -169,7 +169,7 @@ def _swap_devices(io):
     for line in (io.read('/proc/swaps', '') or '').splitlines()[1:]:
         fields = line.split()
         if len(fields) >= 2 and fields[1] == 'partition':
-            names.add(io.realpath(_unescape(fields[0])).rsplit('/', 1)[-1])
+            names.add(io.realpath(unescape_mount_field(fields[0])).rsplit('/', 1)[-1])
     return names
 
 

@@ -21,6 +21,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.parker.kernel.plugins.module_utils._cmdline import split_cmdline, token_key
+from ansible_collections.parker.kernel.plugins.module_utils._ownership import unescape_mount_field
 
 ENTRY_ID = 'parker-kernel-staged'
 SCRIPT = '/etc/grub.d/42_parker_kernel_staged'   # after 10_linux and 40/41_custom: indices of other entries stay
@@ -155,7 +156,7 @@ def grubenv_writable(mountinfo_text, path):
         fields = line.split()
         if len(fields) < 7 or '-' not in fields:
             continue
-        point = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), fields[4])
+        point = unescape_mount_field(fields[4])
         tail = fields[fields.index('-') + 1:]
         if (path == point or path.startswith(point.rstrip('/') + '/')) and (best is None or len(point) > len(best[0])):
             best = (point, tail[0], tail[1] if len(tail) > 1 else '')

@@ -1,9 +1,8 @@
 import os
-import subprocess
 
 import pytest
 
-from ansible_collections.parker.kernel.tests.unit.unit_helpers import snapshot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import fake_update_grub, snapshot
 from ansible_collections.parker.kernel.plugins.module_utils._bootloader import run_boot_cmdline, grub_cfg_default_tokens
 
 DEFAULT_GRUB = ('GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\n'
@@ -24,16 +23,7 @@ def grub(host):
     host.write('/usr/sbin/update-grub', '#!fake')
     os.makedirs(host.path('/etc/default/grub.d'), exist_ok=True)
     calls = []
-
-    def update(argv):
-        calls.append(argv)
-        script = ('. "$1/etc/default/grub"; for f in "$1"/etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; '
-                  'printf "menuentry x {\\n\\tlinux\\t/boot/vmlinuz root=LABEL=r ro %s %s\\n}\\n" '
-                  '"$GRUB_CMDLINE_LINUX" "$GRUB_CMDLINE_LINUX_DEFAULT" > "$1/boot/grub/grub.cfg"')
-        # stdout=/stderr=PIPE and universal_newlines: module tests run on Python 3.6 too (no capture_output, text)
-        proc = subprocess.run(['/bin/sh', '-c', script, 'sh', host.root], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, check=False)
-        return proc.returncode, proc.stdout, proc.stderr
+    update = fake_update_grub(host.root, calls, 'menuentry x {\\n\\tlinux\\t/boot/vmlinuz root=LABEL=r ro %s %s\\n}\\n')
     update(None)
     calls.clear()
     return {('/usr/sbin/update-grub',): update, 'calls': calls}

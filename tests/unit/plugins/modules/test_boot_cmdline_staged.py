@@ -2,11 +2,11 @@
 /bin/sh and the staged script, and writes a grub.cfg with Debian 00_header's one-shot; grub-editenv edits
 grubenv as GRUB's does."""
 import os
-import subprocess
 
 import pytest
 
 from ansible_collections.parker.kernel.plugins.module_utils import _staged_boot
+from ansible_collections.parker.kernel.tests.unit.unit_helpers import fake_update_grub
 from ansible_collections.parker.kernel.plugins.module_utils._bootloader import run_boot_cmdline, grub_cfg_default_tokens
 
 DEFAULT_GRUB = ('GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
@@ -40,19 +40,12 @@ def grub(host):
     os.makedirs(host.path('/etc/default/grub.d'), exist_ok=True)
     os.makedirs(host.path('/etc/grub.d'), exist_ok=True)
     calls = []
-
-    def update(argv):
-        calls.append(argv)
-        script = ('. "$1/etc/default/grub"; for f in "$1"/etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; '
-                  '{ cat "$1/usr/share/grub/00_header.out"; '
-                  'printf "menuentry \'Debian GNU/Linux\' --class debian \\$menuentry_id_option \'gnulinux-x\' {\\n'
-                  '\\tinsmod ext2\\n\\tlinux\\t/boot/vmlinuz root=LABEL=r ro %s %s\\n\\tinitrd\\t/boot/initrd.img\\n}\\n'
-                  'submenu \'Advanced\' {\\n\\tmenuentry \'old\' {\\n\\t\\tlinux\\t/boot/vmlinuz-old ro\\n\\t}\\n}\\n" '
-                  '"$GRUB_CMDLINE_LINUX" "$GRUB_CMDLINE_LINUX_DEFAULT"; '
-                  'for s in "$1"/etc/grub.d/*; do if [ -x "$s" ]; then "$s"; fi; done; } > "$1/boot/grub/grub.cfg"')
-        proc = subprocess.run(['/bin/sh', '-c', script, 'sh', host.root], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, universal_newlines=True, check=False)
-        return proc.returncode, proc.stdout, proc.stderr
+    update = fake_update_grub(
+        host.root, calls,
+        "menuentry 'Debian GNU/Linux' --class debian \\$menuentry_id_option 'gnulinux-x' {\\n"
+        '\\tinsmod ext2\\n\\tlinux\\t/boot/vmlinuz root=LABEL=r ro %s %s\\n\\tinitrd\\t/boot/initrd.img\\n}\\n'
+        "submenu 'Advanced' {\\n\\tmenuentry 'old' {\\n\\t\\tlinux\\t/boot/vmlinuz-old ro\\n\\t}\\n}\\n",
+        header='/usr/share/grub/00_header.out', run_grub_d=True)
 
     def editenv(argv):
         calls.append(argv)
